@@ -1,0 +1,1 @@
+"""The read-only query service and its web page."""

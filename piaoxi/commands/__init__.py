@@ -1,0 +1,1 @@
+"""Sub-commands of `piaoxi`, one module per command or group."""

@@ -1,0 +1,119 @@
+"""The one settings object: every knob is an environment variable with the PIAOXI_ prefix.
+
+Defaults point at the local stack that `piaoxi stack up` starts; production sets the
+endpoint variables instead. A `.env` file in the working directory is read too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration for every piaoxi process (producer, worker, projector, API)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIAOXI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- where local state lives -------------------------------------------------------
+    home: Path = Field(Path(".piaoxi"), description="Local state: pid files, logs, data.")
+
+    # --- local stack ports (all bound to 127.0.0.1) -----------------------------------
+    kafka_port: int = Field(9092, description="Port of the local Kafka-API broker (Tansu).")
+    s3_port: int = Field(8333, description="Port of the local S3 store (SeaweedFS).")
+    search_port: int = Field(9200, description="Port of the local search server (osmem).")
+    broker_storage: Literal["s3", "memory"] = Field(
+        "s3", description="Local broker storage: durable `s3` on SeaweedFS, or `memory`."
+    )
+
+    # --- endpoints (derived from the ports above unless set) --------------------------
+    kafka_bootstrap: str = Field("", description="Kafka bootstrap servers, host:port[,...].")
+    s3_endpoint: str = Field("", description="S3 endpoint URL.")
+    s3_access_key: str = Field("", description="S3 access key (local stack: generated).")
+    s3_secret_key: str = Field("", description="S3 secret key (local stack: generated).")
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_bucket: str = Field("piaoxi-blobs", description="Bucket for uploaded blobs.")
+    search_url: str = Field("", description="Elasticsearch/OpenSearch URL.")
+    search_username: str = Field("", description="Search server user (empty: no auth).")
+    search_password: str = Field("", description="Search server password.")
+    search_index_prefix: str = Field("piaoxi", description="Prefix of index names and aliases.")
+    database_url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/piaoxi", description="PostgreSQL DSN."
+    )
+    database_pool_size: int = Field(10, description="asyncpg pool size per process.")
+    schema_registry_url: str = Field(
+        "", description="External Confluent-compatible registry; empty = embedded (_schemas)."
+    )
+
+    # --- the pipeline ------------------------------------------------------------------
+    topic_prefix: str = Field("", description="Prefix for every topic name (multi-tenant).")
+    worker_group_id: str = Field("piaoxi-workers", description="Consumer group of workers.")
+    projector_group_id: str = Field("piaoxi-projector", description="Group of projectors.")
+    pool_size: int = Field(0, description="OCR/model process-pool size; 0 = number of cores.")
+    page_timeout_s: float = Field(300.0, description="Per-page stage timeout, seconds.")
+    max_attempts: int = Field(3, description="Attempts for transient errors before failing.")
+    ocr_engine: Literal["rapidocr", "tesseract"] = Field("rapidocr", description="OCR engine.")
+    max_upload_bytes: int = Field(200 * 1024 * 1024, description="Largest accepted file.")
+    max_pages: int = Field(2000, description="Most pages taken from one document.")
+    max_image_pixels: int = Field(
+        120_000_000, description="Largest decoded image (decompression-bomb guard)."
+    )
+    cleanup_temp_files: bool = Field(True, description="Delete stage temp files when done.")
+    cleanup_on_error: bool = Field(False, description="Delete temp files of failed pages too.")
+
+    # --- API -----------------------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="API bind address.")
+    api_port: int = Field(8000, description="API port.")
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: str = Field("INFO", description="Log level.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto = console on a terminal, JSON lines otherwise."
+    )
+
+    @model_validator(mode="after")
+    def _derive_endpoints(self) -> Settings:
+        if not self.kafka_bootstrap:
+            self.kafka_bootstrap = f"127.0.0.1:{self.kafka_port}"
+        if not self.s3_endpoint:
+            self.s3_endpoint = f"http://127.0.0.1:{self.s3_port}"
+        if not self.search_url:
+            self.search_url = f"http://127.0.0.1:{self.search_port}"
+        if not self.s3_access_key or not self.s3_secret_key:
+            creds = self.local_s3_credentials()
+            if creds:
+                self.s3_access_key = self.s3_access_key or creds["access_key"]
+                self.s3_secret_key = self.s3_secret_key or creds["secret_key"]
+        if self.pool_size <= 0:
+            self.pool_size = os.cpu_count() or 1
+        return self
+
+    @property
+    def s3_credentials_file(self) -> Path:
+        """Where `piaoxi stack up` writes the generated S3 credentials."""
+        return self.home / "s3-credentials.json"
+
+    def local_s3_credentials(self) -> dict[str, str] | None:
+        try:
+            data: dict[str, str] = json.loads(self.s3_credentials_file.read_text())
+        except (OSError, ValueError):
+            return None
+        return data
+
+    def topic(self, name: str) -> str:
+        """The full topic name for a logical topic name."""
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

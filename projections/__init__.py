@@ -1,0 +1,1 @@
+"""The read side: Postgres read models, the search index, checkpoints and rebuilds."""

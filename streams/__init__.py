@@ -1,0 +1,1 @@
+"""The faust app and its agents; each text stage is a plain function module."""
