@@ -6,6 +6,9 @@ functions, so `piaoxi --help` stays fast.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import typer
 
 from piaoxi.log import configure_logging
@@ -26,9 +29,18 @@ def _root() -> None:
 
 
 def _register() -> None:
-    # Sub-command groups and single commands, in the order `--help` lists them.
-    # Each owner adds its own line here: app.add_typer(module.app, name="...").
-    pass
+    """Let every module in `piaoxi.commands` attach its commands.
+
+    A command module defines `register(app: typer.Typer) -> None`; modules are visited in
+    name order, so adding a command never means editing this file.
+    """
+    import piaoxi.commands as commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"piaoxi.commands.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(app)
 
 
 _register()

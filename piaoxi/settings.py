@@ -108,6 +108,14 @@ class Settings(BaseSettings):
             return None
         return data
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as PIAOXI_* environment variables (for child processes)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            env[f"PIAOXI_{name.upper()}"] = text
+        return env
+
     def topic(self, name: str) -> str:
         """The full topic name for a logical topic name."""
         return f"{self.topic_prefix}{name}"
