@@ -44,9 +44,19 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "elastic_transport", "urllib3", "faust", "mode"):
+    for noisy in (
+        "aiokafka",
+        "kafka",
+        "elastic_transport",
+        "urllib3",
+        "faust",
+        "mode",
+        "httpx",
+        "httpcore",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger(name)
+    return logger

@@ -24,14 +24,36 @@ class Settings(BaseSettings):
     )
 
     # --- where local state lives -------------------------------------------------------
-    home: Path = Field(Path(".piaoxi"), description="Local state: pid files, logs, data.")
+    home: Path = Field(
+        Path(".piaoxi"), description="Local state: pid files, logs, data (made absolute)."
+    )
 
     # --- local stack ports (all bound to 127.0.0.1) -----------------------------------
     kafka_port: int = Field(9092, description="Port of the local Kafka-API broker (Tansu).")
-    s3_port: int = Field(8333, description="Port of the local S3 store (SeaweedFS).")
+    s3_port: int = Field(
+        8333, description="Port of the local S3 store (SeaweedFS; gRPC on this + 10000)."
+    )
     search_port: int = Field(9200, description="Port of the local search server (osmem).")
     broker_storage: Literal["s3", "memory"] = Field(
         "s3", description="Local broker storage: durable `s3` on SeaweedFS, or `memory`."
+    )
+    broker_bucket: str = Field(
+        "piaoxi-broker", description="Bucket of the local broker's `s3` storage (own bucket)."
+    )
+    seaweed_master_port: int = Field(
+        9333, description="SeaweedFS master port (its gRPC port is this + 10000)."
+    )
+    seaweed_volume_port: int = Field(
+        9340, description="SeaweedFS volume port (its gRPC port is this + 10000)."
+    )
+    seaweed_filer_port: int = Field(
+        8888, description="SeaweedFS filer port (its gRPC port is this + 10000)."
+    )
+    seaweed_admin_port: int = Field(
+        23646, description="SeaweedFS admin port (its gRPC port is this + 10000)."
+    )
+    stack_ready_timeout_s: float = Field(
+        90.0, description="How long `piaoxi stack up` waits for one service to be ready."
     )
 
     # --- endpoints (derived from the ports above unless set) --------------------------
@@ -81,6 +103,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _derive_endpoints(self) -> Settings:
+        self.home = self.home.expanduser().absolute()
         if not self.kafka_bootstrap:
             self.kafka_bootstrap = f"127.0.0.1:{self.kafka_port}"
         if not self.s3_endpoint:
