@@ -802,14 +802,21 @@ class LocalStack:
         return path
 
     def up(self, on_status: Callable[[ServiceStatus], None] | None = None) -> list[ServiceStatus]:
-        """Start what is not running, wait until each service answers; idempotent."""
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Start what is not running, wait until each service answers; idempotent.
+
+        A lock file serialises concurrent `up` calls on the same home (parallel test runs).
+        """
+        import fcntl
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         statuses = []
-        for service in self.services:
-            status = service.up()
-            statuses.append(status)
-            if on_status is not None:
-                on_status(status)
+        with (self.run_dir / "stack.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for service in self.services:
+                status = service.up()
+                statuses.append(status)
+                if on_status is not None:
+                    on_status(status)
         return statuses
 
     def down(self) -> list[str]:
@@ -829,3 +836,72 @@ class LocalStack:
         return self.settings.model_copy(
             update={"s3_access_key": access_key, "s3_secret_key": secret_key}
         )
+
+
+# --------------------------------------------------------------------------------------
+# isolation for tests and throwaway runs
+
+
+def isolated_settings(base: Settings, tag: str | None = None) -> Settings:
+    """A copy of `base` with its own topics, database, index prefix and consumer groups.
+
+    Nothing is created here; `create_database` makes the database.
+    """
+    tag = tag or secrets.token_hex(5)
+    parts = urlsplit(base.database_url)
+    return base.model_copy(
+        update={
+            "topic_prefix": f"t{tag}.",
+            "database_url": urlunsplit(parts._replace(path=f"/piaoxi_t{tag}")),
+            "search_index_prefix": f"t{tag}",
+            "worker_group_id": f"t{tag}-workers",
+            "projector_group_id": f"t{tag}-projector",
+        }
+    )
+
+
+def _admin_and_name(settings: Settings) -> tuple[str, str]:
+    parts = urlsplit(settings.database_url)
+    name = (parts.path or "/").lstrip("/")
+    if not name:
+        raise ValueError(f"no database name in {settings.database_url!r}")
+    return urlunsplit(parts._replace(path="/postgres")), name
+
+
+def create_database(settings: Settings) -> None:
+    """Create the database named by settings.database_url (error if it exists)."""
+    import asyncpg
+
+    admin_url, name = _admin_and_name(settings)
+    quoted = name.replace('"', '""')
+
+    async def go() -> None:
+        conn = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            await conn.execute(f'CREATE DATABASE "{quoted}"')
+        finally:
+            await conn.close()
+
+    _run_coro(go)
+
+
+def drop_database(settings: Settings) -> None:
+    """Drop the database named by settings.database_url, ending its sessions first."""
+    import asyncpg
+
+    admin_url, name = _admin_and_name(settings)
+    quoted = name.replace('"', '""')
+
+    async def go() -> None:
+        conn = await asyncpg.connect(admin_url, timeout=10)
+        try:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+            await conn.execute(f'DROP DATABASE IF EXISTS "{quoted}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    _run_coro(go)
