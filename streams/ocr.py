@@ -1,0 +1,223 @@
+"""OCR engines behind one function: an image in, recognised lines with confidence and box out.
+
+Engines (the `engine` argument, per upload or from settings):
+
+- ``rapidocr`` (default): PP-OCR ONNX models shipped in the rapidocr wheel, run on
+  onnxruntime; its orientation classifier is off (it flips correct lines). Handles vertical
+  columns by itself. One engine object is built per process and cached.
+- ``tesseract``: Debian tesseract through pytesseract; ``chi_tra`` for horizontal pages,
+  ``chi_tra_vert`` for vertical ones. ``tesseract:<lang>`` picks another language pack
+  (e.g. ``tesseract:chi_sim``; the ``_vert`` pack is used on vertical pages if installed).
+
+`recognize(image, engine=..., layout=...)` returns the lines in reading order (see
+`streams.layout`) and the engine's version string. Call `set_threads(n)` once in a pool
+worker's initializer so N processes do not each start a thread per core.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from streams.errors import EngineUnavailable, UnknownEngine
+from streams.layout import Box, Layout, LayoutRequest, OcrLine, order_lines, resolve_layout
+
+STAGE_VERSION = "1.0.0"
+
+ENGINES = ("rapidocr", "tesseract")
+DEFAULT_ENGINE = "rapidocr"
+
+_threads: int = -1  # -1: the engine's own default (all cores)
+
+
+@dataclass(frozen=True, slots=True)
+class OcrOutput:
+    """What an engine recognised on one image, lines in reading order."""
+
+    lines: list[OcrLine]
+    layout: Layout
+    engine: str
+    engine_version: str
+
+    @property
+    def text(self) -> str:
+        """The lines joined with newlines (the raw page text)."""
+        return "\n".join(line.text for line in self.lines)
+
+
+def set_threads(threads: int) -> None:
+    """Threads per engine call in this process (call before the first `recognize`)."""
+    global _threads
+    _threads = threads
+    if threads > 0:
+        os.environ["OMP_THREAD_LIMIT"] = str(threads)  # tesseract's OpenMP
+    _rapidocr_engine.cache_clear()
+
+
+def parse_engine(engine: str | None) -> tuple[str, str | None]:
+    """Split ``tesseract:chi_sim`` into (``tesseract``, ``chi_sim``); validate the name."""
+    name, _, option = (engine or DEFAULT_ENGINE).partition(":")
+    name = name.strip().lower()
+    if name not in ENGINES:
+        raise UnknownEngine(
+            f"unknown OCR engine {engine!r}; choose one of {', '.join(ENGINES)}"
+            " (tesseract:<language> for another tesseract language)"
+        )
+    return name, (option.strip() or None)
+
+
+def engine_version(engine: str | None = None) -> str:
+    """A version string naming the engine, its release and its models."""
+    name, option = parse_engine(engine)
+    if name == "rapidocr":
+        from importlib.metadata import version
+
+        return f"rapidocr {version('rapidocr')} PP-OCRv6 det/rec small, cls off"
+    return f"tesseract {_tesseract_version()} {option or 'chi_tra/chi_tra_vert'}"
+
+
+def recognize(
+    image: Image.Image, *, engine: str | None = None, layout: LayoutRequest = "auto"
+) -> OcrOutput:
+    """OCR one page image; lines come back ordered for the detected (or requested) layout."""
+    name, option = parse_engine(engine)
+    rgb = to_rgb(image)
+    if name == "rapidocr":
+        lines = _rapidocr(rgb)
+        chosen = resolve_layout(layout, lines)
+    else:
+        lines, chosen = _tesseract(rgb, option, layout)
+    return OcrOutput(
+        lines=order_lines(lines, chosen),
+        layout=chosen,
+        engine=name if option is None else f"{name}:{option}",
+        engine_version=engine_version(engine),
+    )
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of any PIL image (16-bit, float, palette, CMYK, alpha)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(image, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+        image = Image.fromarray(scaled.astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+# --- rapidocr ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _rapidocr_engine() -> Any:
+    try:
+        from rapidocr import RapidOCR
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise EngineUnavailable(f"rapidocr is not installed: {exc}") from exc
+    params: dict[str, Any] = {"Global.use_cls": False, "Global.log_level": "warning"}
+    if _threads > 0:
+        params["EngineConfig.onnxruntime.intra_op_num_threads"] = _threads
+        params["EngineConfig.onnxruntime.inter_op_num_threads"] = 1
+    return RapidOCR(params=params)
+
+
+def _rapidocr(image: Image.Image) -> list[OcrLine]:
+    result = _rapidocr_engine()(image)
+    if result.boxes is None or result.txts is None:
+        return []
+    return [
+        OcrLine(text=str(text), confidence=float(score), box=Box.from_points(points))
+        for points, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
+    ]
+
+
+# --- tesseract -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _tesseract_version() -> str:
+    import pytesseract
+
+    try:
+        return str(pytesseract.get_tesseract_version())
+    except (pytesseract.TesseractNotFoundError, OSError) as exc:
+        raise EngineUnavailable(f"tesseract is not installed: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def _tesseract_languages() -> frozenset[str]:
+    import pytesseract
+
+    return frozenset(pytesseract.get_languages(config=""))
+
+
+def _tesseract(
+    image: Image.Image, language: str | None, layout: LayoutRequest
+) -> tuple[list[OcrLine], Layout]:
+    _tesseract_version()
+    base = language or "chi_tra"
+    if base not in _tesseract_languages():
+        raise UnknownEngine(f"tesseract has no language pack {base!r} on this machine")
+    vert = base if base.endswith("_vert") else f"{base}_vert"
+    if vert not in _tesseract_languages():
+        vert = base
+    if layout == "horizontal":
+        return _tesseract_run(image, base, psm=6), "horizontal"
+    if layout == "vertical":
+        return _tesseract_run(image, vert, psm=5), "vertical"
+    # auto: read it as rows first; when the boxes say columns, or confidence is poor, read it
+    # as columns too and keep the more confident reading.
+    rows = _tesseract_run(image, base, psm=6)
+    if resolve_layout("auto", rows) == "horizontal" and _mean_confidence(rows) >= 0.75:
+        return rows, "horizontal"
+    columns = _tesseract_run(image, vert, psm=5)
+    if _mean_confidence(columns) > _mean_confidence(rows):
+        return columns, "vertical"
+    return rows, "horizontal"
+
+
+def _mean_confidence(lines: list[OcrLine]) -> float:
+    chars = sum(len(line.text) for line in lines)
+    if not chars:
+        return 0.0
+    return sum(line.confidence * len(line.text) for line in lines) / chars
+
+
+def _tesseract_run(image: Image.Image, lang: str, *, psm: int) -> list[OcrLine]:
+    import pytesseract
+
+    data = pytesseract.image_to_data(
+        image, lang=lang, config=f"--psm {psm}", output_type=pytesseract.Output.DICT
+    )
+    groups: dict[tuple[int, int, int], list[int]] = {}
+    for i, word in enumerate(data["text"]):
+        if not str(word).strip():
+            continue
+        key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+        groups.setdefault(key, []).append(i)
+    lines: list[OcrLine] = []
+    for indexes in groups.values():
+        words = [str(data["text"][i]).strip() for i in indexes]
+        text = words[0]
+        for word in words[1:]:
+            # CJK words are glued; Latin words keep a space between them.
+            text += (" " + word) if (text[-1:].isascii() and word[:1].isascii()) else word
+        confs = [float(data["conf"][i]) for i in indexes if float(data["conf"][i]) >= 0]
+        box = Box(
+            min(float(data["left"][i]) for i in indexes),
+            min(float(data["top"][i]) for i in indexes),
+            max(float(data["left"][i] + data["width"][i]) for i in indexes),
+            max(float(data["top"][i] + data["height"][i]) for i in indexes),
+        )
+        confidence = (sum(confs) / len(confs) / 100.0) if confs else 0.0
+        lines.append(OcrLine(text=text, confidence=confidence, box=box))
+    return lines
