@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import typer
 
@@ -37,10 +38,18 @@ def _register() -> None:
     import piaoxi.commands as commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"piaoxi.commands.{info.name}")
-        register = getattr(module, "register", None)
-        if register is not None:
-            register(app)
+        try:
+            module = importlib.import_module(f"piaoxi.commands.{info.name}")
+            register = getattr(module, "register", None)
+            if register is not None:
+                register(app)
+        except Exception as exc:
+            # one broken command module must not take the others (e.g. `stack`) down
+            print(
+                f"piaoxi: command module piaoxi.commands.{info.name} failed to load: "
+                f"{type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
 
 
 _register()

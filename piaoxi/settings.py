@@ -57,13 +57,17 @@ class Settings(BaseSettings):
     )
 
     # --- endpoints (derived from the ports above unless set) --------------------------
-    kafka_bootstrap: str = Field("", description="Kafka bootstrap servers, host:port[,...].")
-    s3_endpoint: str = Field("", description="S3 endpoint URL.")
+    kafka_bootstrap: str = Field(
+        "", description="Kafka bootstrap servers, host:port[,...]; empty: the local broker."
+    )
+    s3_endpoint: str = Field("", description="S3 endpoint URL; empty: the local store.")
     s3_access_key: str = Field("", description="S3 access key (local stack: generated).")
     s3_secret_key: str = Field("", description="S3 secret key (local stack: generated).")
     s3_region: str = Field("us-east-1", description="S3 region.")
     s3_bucket: str = Field("piaoxi-blobs", description="Bucket for uploaded blobs.")
-    search_url: str = Field("", description="Elasticsearch/OpenSearch URL.")
+    search_url: str = Field(
+        "", description="Elasticsearch/OpenSearch URL; empty: the local server."
+    )
     search_username: str = Field("", description="Search server user (empty: no auth).")
     search_password: str = Field("", description="Search server password.")
     search_index_prefix: str = Field("piaoxi", description="Prefix of index names and aliases.")
@@ -142,6 +146,32 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The full topic name for a logical topic name."""
         return f"{self.topic_prefix}{name}"
+
+
+def settings_table() -> str:
+    """The README's settings table (Markdown), generated from the `Settings` fields."""
+    rows = ["| Variable | Default | Description |", "|---|---|---|"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        if isinstance(default, Path):
+            default = str(default)
+        elif isinstance(default, bool):
+            default = str(default).lower()
+        shown = "*(empty)*" if default == "" else f"`{default}`"
+        description = (info.description or "").replace("|", "\\|")
+        rows.append(f"| `PIAOXI_{name.upper()}` | {shown} | {description} |")
+    return "\n".join(rows) + "\n"
+
+
+TABLE_START = "<!-- settings-table:start (generated: piaoxi settings table --write README.md) -->"
+TABLE_END = "<!-- settings-table:end -->"
+
+
+def replace_settings_table(text: str) -> str:
+    """`text` (the README) with the part between the table markers regenerated."""
+    start = text.index(TABLE_START) + len(TABLE_START)
+    end = text.index(TABLE_END)
+    return text[:start] + "\n" + settings_table() + text[end:]
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,51 @@
+# The README's two commands: `make run` and `make test`. Everything else is a helper.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install system-packages stack-up run test lint down
+
+help:
+	@echo "make run   - install, start the local stack and the pipeline, ingest samples/"
+	@echo "make test  - install, start the local stack, run the whole test suite"
+	@echo "make lint  - ruff and mypy"
+	@echo "make down  - stop the pipeline processes and the local stack"
+
+install: system-packages $(STAMP)
+
+system-packages:
+	@bash infra/local/install-system.sh
+
+# The virtualenv is (re)installed when pyproject.toml changes. pip honours PIP_FIND_LINKS
+# and PIP_* from the environment, so local wheel folders keep working.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+stack-up: install
+	$(BIN)/piaoxi stack up
+
+run: stack-up
+	bash infra/local/run.sh
+
+# pytest's own exit code is the target's: 1 on a failing test, 5 when no test was
+# collected; both fail `make test` (and so .ci/run).
+test: stack-up
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+down:
+	@test -x $(BIN)/piaoxi || { echo "nothing installed"; exit 0; }
+	bash infra/local/run.sh stop
+	$(BIN)/piaoxi stack down
