@@ -1,0 +1,729 @@
+"""Thin agents: decode an event, run a pure stage function, publish the result or a dead letter.
+
+- extract: DocumentUploaded → blob from S3 → `streams.extract.split_pages` → every page
+  through `streams.extract.process_page` in the process pool → one PageText per page (page
+  images stored in S3 for the reading view). DocumentRetracted passes by untouched.
+- clean: PageText → `streams.clean.clean_page` → PageCleaned.
+- entities: PageCleaned → `streams.entities.find_entities` (in the pool) → PageEntities.
+
+Contract of every agent: a message is acked (its offset becomes committable) only after
+everything it produced is acknowledged by the broker (acks=all); any failure becomes one
+ProcessingFailed on the failed topic and the agent moves on; transient failures (S3,
+broker, registry, a pool process that died) are retried with backoff first. Events of one
+document are handled in order; different documents run side by side, so the pool stays
+busy. This module imports no faust at run time: the pool's children import it cheaply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import importlib
+import io
+import os
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import structlog
+
+from events.records import (
+    Box,
+    DocumentRetracted,
+    DocumentUploaded,
+    EntitySpan,
+    EventBase,
+    PageCleaned,
+    PageEntities,
+    PageText,
+    ProcessingFailed,
+    TextEdit,
+    TextLine,
+)
+from events.topics import Topics
+from piaoxi.log import get_logger
+from piaoxi.settings import Settings
+from streams.pool import PoolClosed, RemoteTaskError, StagePool, TaskTimeout, WorkerDied
+
+if TYPE_CHECKING:
+    import faust
+
+    from events.codec import EventCodec
+    from streams.extract import PageResult, PageSource
+
+T = TypeVar("T")
+
+log = get_logger(__name__)
+
+# Stage name → module whose STAGE_VERSION goes into the events that stage writes.
+STAGE_MODULES = {
+    "extract": "streams.extract",
+    "clean": "streams.clean",
+    "entities": "streams.entities",
+}
+POOLED_STAGES = frozenset({"extract", "entities"})
+MAX_MESSAGE_CHARS = 2000
+PAGE_IMAGE_PREFIX = "pages/"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a consumed message came from, and its raw key and value."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def document_key(self) -> str:
+        return (self.key or b"").decode("utf-8", errors="replace")
+
+
+class StageFailure(Exception):
+    """A stage gave up on an event: `cause` after `attempt` attempts."""
+
+    def __init__(self, cause: BaseException, attempt: int, *, page_number: int | None = None):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.attempt = attempt
+        self.page_number = page_number
+
+    @property
+    def error_class(self) -> str:
+        if isinstance(self.cause, RemoteTaskError):
+            return self.cause.error_class
+        return type(self.cause).__name__
+
+    @property
+    def retryable(self) -> bool:
+        return is_transient(self.cause)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Is this failure worth another attempt (the outside world, not the input)?"""
+    from events.registry import RegistryUnavailable
+    from streams.errors import StageError
+
+    if isinstance(exc, StageError):
+        return bool(exc.retryable)
+    if isinstance(exc, WorkerDied | RegistryUnavailable | ConnectionError):
+        return True
+    if isinstance(exc, TaskTimeout | PoolClosed):
+        return False
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return True
+    cause = exc.__cause__
+    if type(exc).__name__ == "UndecodableEvent":
+        # "schema id could not be resolved" because the registry was unreachable.
+        return cause is not None and is_transient(cause)
+    module = type(exc).__module__ or ""
+    if module.startswith(("aiokafka", "kafka")):
+        return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in (
+            "KafkaConnectionError",
+            "KafkaTimeoutError",
+            "NodeNotReadyError",
+        )
+    if module.startswith("minio"):
+        code = getattr(exc, "code", None)
+        if type(exc).__name__ == "ServerError":
+            return True
+        return code in ("InternalError", "SlowDown", "ServiceUnavailable", "RequestTimeout")
+    return module.startswith("urllib3")
+
+
+def backoff_s(attempt: int) -> float:
+    """Seconds to wait after failed attempt `attempt` (1-based): 0.5, 1, 2, 4 ... 10."""
+    return float(min(10.0, 0.5 * 2 ** (attempt - 1)))
+
+
+# --------------------------------------------------------------------------------------
+# pool-side tasks (run in the stage pool's child processes; module-level so they pickle)
+# --------------------------------------------------------------------------------------
+
+
+def warm_up(stages: Sequence[str]) -> None:
+    """Pool initializer: one engine thread per process, models loaded before the first page."""
+    from streams import ocr
+
+    ocr.set_threads(1)
+    if "extract" in stages:
+        from PIL import Image
+
+        ocr.recognize(Image.new("RGB", (64, 32), "white"))
+    if "entities" in stages:
+        from streams.entities import find_entities
+
+        find_entities("貞觀三年")
+
+
+def split_document(data: bytes, filename: str, layout: str, limits: Any) -> list[PageSource]:
+    from streams.extract import split_pages
+
+    return split_pages(data, filename=filename, limits=limits, layout=layout)  # type: ignore[arg-type]
+
+
+def read_page(
+    source: PageSource, engine: str | None, layout: str
+) -> tuple[PageResult, bytes | None]:
+    """OCR (or pass through) one page; a rendered PDF page's image comes back as JPEG."""
+    from streams import extract
+
+    result = extract.process_page(source, engine=engine, layout=layout)  # type: ignore[arg-type]
+    image: bytes | None = None
+    if source.payload_kind == "pdf":
+        rendered = extract._render_pdf_page(source, f"page {source.page_number}")
+        buffer = io.BytesIO()
+        rendered.convert("L").save(buffer, format="JPEG", quality=85)
+        image = buffer.getvalue()
+    return result, image
+
+
+def find_page_entities(cleaned_text: str) -> tuple[list[EntitySpan], str]:
+    """The entity stage on one page: spans as event records, and the model version."""
+    from streams import entities
+
+    spans = [_entity_span(span) for span in entities.find_entities(cleaned_text)]
+    return spans, _model_version(entities)
+
+
+def _model_version(module: Any) -> str:
+    for name in ("MODEL_VERSION", "model_version"):
+        value = getattr(module, name, None)
+        if callable(value):
+            value = value()
+        if value:
+            return str(value)
+    return f"entities {getattr(module, 'STAGE_VERSION', '0')}"
+
+
+def _field(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def _entity_span(span: Any) -> EntitySpan:
+    if isinstance(span, EntitySpan):
+        return span
+    return EntitySpan(
+        type=str(_field(span, "type")),
+        surface=str(_field(span, "surface")),
+        start=int(_field(span, "start")),
+        end=int(_field(span, "end")),
+        normalized=_field(span, "normalized"),
+        year_from=_field(span, "year_from"),
+        year_to=_field(span, "year_to"),
+        confidence=float(_field(span, "confidence", 1.0)),
+        source=_field(span, "source", "gazetteer"),
+    )
+
+
+def _text_edit(edit: Any) -> TextEdit:
+    if isinstance(edit, TextEdit):
+        return edit
+    return TextEdit(
+        raw_start=int(_field(edit, "raw_start")),
+        raw_end=int(_field(edit, "raw_end")),
+        clean_start=int(_field(edit, "clean_start")),
+        clean_end=int(_field(edit, "clean_end")),
+        kind=str(_field(edit, "kind")),
+        before=str(_field(edit, "before")),
+        after=str(_field(edit, "after")),
+    )
+
+
+def _text_lines(result: PageResult) -> list[TextLine]:
+    return [
+        TextLine(
+            text=line.text,
+            confidence=float(line.confidence),
+            box=Box(
+                x0=float(line.box.x0),
+                y0=float(line.box.y0),
+                x1=float(line.box.x1),
+                y1=float(line.box.y1),
+            ),
+            order=int(line.order) if line.order else index,
+        )
+        for index, line in enumerate(result.lines)
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# the parent side
+# --------------------------------------------------------------------------------------
+
+
+class BlobStore:
+    """The S3 bucket of blobs and page images (minio SDK, called from threads)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from urllib.parse import urlparse
+
+        from minio import Minio
+
+        url = urlparse(settings.s3_endpoint)
+        self.bucket = settings.s3_bucket
+        self.client = Minio(
+            url.netloc or url.path,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=url.scheme == "https",
+            region=settings.s3_region,
+        )
+
+    def get(self, key: str) -> bytes:
+        response = self.client.get_object(self.bucket, key)
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.client.put_object(
+            self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        )
+
+    def exists(self, key: str) -> bool:
+        from minio.error import S3Error
+
+        try:
+            self.client.stat_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return False
+            raise
+        return True
+
+
+class OrderedGate:
+    """Runs work for many keys side by side, each key's work in arrival order.
+
+    At most `limit` pieces of work are admitted at once (`submit` waits for room), which is
+    the agent's backpressure on the consumer.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._room = asyncio.Semaphore(limit)
+        self._tails: dict[bytes, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, key: bytes, work: Callable[[], Awaitable[None]]) -> None:
+        await self._room.acquire()
+        loop = asyncio.get_running_loop()
+        previous = self._tails.get(key)
+        done: asyncio.Future[None] = loop.create_future()
+        self._tails[key] = done
+
+        async def run() -> None:
+            try:
+                if previous is not None:
+                    await asyncio.shield(previous)
+                await work()
+            finally:
+                done.set_result(None)
+                if self._tails.get(key) is done:
+                    del self._tails[key]
+                self._room.release()
+
+        task = asyncio.create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+Handler = Callable[[Source], Awaitable[None]]
+
+
+class StageRuntime:
+    """What the agents of one worker share: settings, codec, S3, the pool, the producer."""
+
+    def __init__(self, settings: Settings, *, app: faust.App | None, stages: Sequence[str]) -> None:
+        self.settings = settings
+        self.app = app
+        self.stages = tuple(stages)
+        self.topics = Topics.from_settings(settings)
+        self.pool: StagePool | None = None
+        if POOLED_STAGES.intersection(self.stages):
+            self.pool = StagePool(
+                settings.pool_size,
+                initializer=functools.partial(warm_up, self.stages),
+            )
+        self._blobs: BlobStore | None = None
+        self._codec: EventCodec | None = None
+        self._versions: dict[str, str] = {}
+        # Events admitted per agent: enough to keep every pool slot busy with pages of
+        # different documents, small enough that a rebalance waits for little.
+        limit = max(2, 2 * settings.pool_size)
+        self._gates = {name: OrderedGate(limit) for name in self.stages}
+        self.fatal: BaseException | None = None
+        self.send: Callable[[str, bytes, bytes], Awaitable[None]] = self._send_with_faust
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the codec (registers schemas) and start the pool's processes."""
+        codec = self.codec
+        await asyncio.to_thread(
+            lambda: [codec.schema_id_for(t) for t in (PageText, PageCleaned, PageEntities)]
+        )
+        await asyncio.to_thread(codec.schema_id_for, ProcessingFailed)
+        if self.pool is not None:
+            await self.pool.start()
+        log.info("stage runtime started", stages=list(self.stages), pool=self.settings.pool_size)
+
+    async def close(self) -> None:
+        for gate in self._gates.values():
+            await gate.cancel()
+        if self.pool is not None:
+            await self.pool.close()
+
+    @property
+    def codec(self) -> EventCodec:
+        if self._codec is None:
+            from events.codec import codec_for
+
+            self._codec = codec_for(self.settings)
+        return self._codec
+
+    @property
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            self._blobs = BlobStore(self.settings)
+        return self._blobs
+
+    def stage_version(self, stage: str) -> str:
+        if stage not in self._versions:
+            module = importlib.import_module(STAGE_MODULES[stage])
+            self._versions[stage] = str(module.STAGE_VERSION)
+        return self._versions[stage]
+
+    def handler(self, stage: str) -> Handler:
+        handlers: dict[str, Handler] = {
+            "extract": self.handle_uploaded,
+            "clean": self.handle_page_text,
+            "entities": self.handle_page_cleaned,
+        }
+        return handlers[stage]
+
+    # -- dispatch and acks ---------------------------------------------------------------
+
+    async def dispatch(
+        self, stage: str, event: faust.EventT[bytes], stream: faust.StreamT[bytes], handler: Handler
+    ) -> None:
+        """Admit one consumed event: handled in order with its document's other events,
+        side by side with other documents; acked when its results are published."""
+        message = event.message
+        source = Source(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=event.value,
+        )
+
+        async def work() -> None:
+            if self.fatal is not None:
+                return
+            try:
+                await handler(source)
+            except PoolClosed:
+                return  # shutting down: not acked, the next owner redoes it
+            except Exception as exc:
+                self._die(exc, source)
+                return
+            await stream.ack(event)
+
+        await self._gates[stage].submit(source.key or b"", work)
+
+    def _die(self, exc: BaseException, source: Source) -> None:
+        """Nothing could be published, not even a dead letter: stop the worker (unacked
+        work is redone after the restart) rather than silently skip the event."""
+        if self.fatal is None:
+            self.fatal = exc
+            log.error(
+                "cannot publish; stopping the worker",
+                error_class=type(exc).__name__,
+                error=str(exc),
+                topic=source.topic,
+                partition=source.partition,
+                offset=source.offset,
+            )
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def _send_with_faust(self, topic: str, key: bytes, value: bytes) -> None:
+        assert self.app is not None
+        await self.app.producer.send_and_wait(topic, key, value, None, None, None)
+
+    async def publish(self, topic: str, event: EventBase) -> None:
+        """Encode and publish, waiting for the broker's acks=all. A broker that stays away
+        is retried for longer than a stage's input (max_attempts x 4)."""
+        value = await asyncio.to_thread(self.codec.encode, event)
+        key = event.document_id.encode("utf-8")
+        attempts = max(1, self.settings.max_attempts) * 4
+        await self.retrying(lambda: self.send(topic, key, value), attempts=attempts)
+
+    async def retrying(self, call: Callable[[], Awaitable[T]], *, attempts: int = 0) -> T:
+        """`call()`, again after a backoff while it fails transiently; `StageFailure` when
+        it fails for good or `attempts` (default settings.max_attempts) are used up."""
+        limit = attempts or max(1, self.settings.max_attempts)
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                if not is_transient(exc) or attempt >= limit:
+                    raise StageFailure(exc, attempt) from exc
+                log.warning(
+                    "transient failure, retrying",
+                    error_class=type(exc).__name__,
+                    error=str(exc)[:300],
+                    attempt=attempt,
+                )
+                await asyncio.sleep(backoff_s(attempt))
+                attempt += 1
+
+    async def fail(
+        self,
+        stage: str,
+        source: Source,
+        failure: StageFailure,
+        event: EventBase | None,
+    ) -> None:
+        """Publish the dead letter for a failed event (or page) and log it."""
+        cause = failure.cause
+        message = str(cause) or type(cause).__name__
+        dead = ProcessingFailed.create(
+            stage=stage,
+            stage_version=self.stage_version(stage),
+            causation=event,
+            document_id=event.document_id if event else source.document_key,
+            document_version=event.document_version if event else 0,
+            failed_stage=stage,
+            error_class=failure.error_class,
+            message=message[:MAX_MESSAGE_CHARS],
+            attempt=failure.attempt,
+            source_topic=source.topic,
+            source_partition=source.partition,
+            source_offset=source.offset,
+            source_event_id=event.event_id if event else None,
+            page_number=failure.page_number,
+            retryable=failure.retryable,
+        )
+        log.warning(
+            "stage failed",
+            stage=stage,
+            error_class=dead.error_class,
+            error=dead.message[:300],
+            attempt=dead.attempt,
+            page_number=dead.page_number,
+            source_offset=source.offset,
+        )
+        await self.publish(self.topics.failed, dead)
+
+    async def decode(self, stage: str, source: Source) -> EventBase | None:
+        """The event in the message, or None after publishing why it is unreadable."""
+        try:
+            event: EventBase = await self.retrying(
+                lambda: asyncio.to_thread(self.codec.decode, source.value)
+            )
+        except StageFailure as failure:
+            await self.fail(stage, source, failure, None)
+            return None
+        return event
+
+    async def in_pool(self, fn: Callable[..., T], *args: Any, page_number: int | None = None) -> T:
+        assert self.pool is not None
+        pool = self.pool
+        try:
+            return await self.retrying(
+                lambda: pool.run(fn, *args, timeout=self.settings.page_timeout_s)
+            )
+        except StageFailure as failure:
+            if isinstance(failure.cause, PoolClosed):
+                raise failure.cause from None
+            failure.page_number = page_number
+            raise
+
+    # -- extract -----------------------------------------------------------------------------
+
+    async def handle_uploaded(self, source: Source) -> None:
+        event = await self.decode("extract", source)
+        if event is None:
+            return
+        with structlog.contextvars.bound_contextvars(
+            document_id=event.document_id, event_id=event.event_id
+        ):
+            if isinstance(event, DocumentRetracted):
+                log.info("retraction passes by (projections drop the document)")
+                return
+            if not isinstance(event, DocumentUploaded):
+                log.warning("not an upload; ignored", event_type=type(event).__name__)
+                return
+            await self._extract(source, event)
+
+    async def _extract(self, source: Source, upload: DocumentUploaded) -> None:
+        from streams.errors import InputTooLarge
+        from streams.extract import Limits
+
+        limits = Limits.from_settings(self.settings)
+        try:
+            if upload.size_bytes > limits.max_bytes:
+                raise StageFailure(
+                    InputTooLarge(
+                        f"{upload.filename!r} has {upload.size_bytes:,} bytes; the limit is"
+                        f" {limits.max_bytes:,} bytes"
+                    ),
+                    1,
+                )
+            data = await self.retrying(lambda: asyncio.to_thread(self.blobs.get, upload.blob_key))
+            pages = await self.in_pool(split_document, data, upload.filename, upload.layout, limits)
+        except StageFailure as failure:
+            await self.fail("extract", source, failure, upload)
+            return
+        del data
+        log.info("document split", page_count=len(pages))
+        engine = upload.ocr_engine or self.settings.ocr_engine
+        outcomes = await asyncio.gather(*(self._read_page(upload, page, engine) for page in pages))
+        for outcome in outcomes:
+            if isinstance(outcome, StageFailure):
+                await self.fail("extract", source, outcome, upload)
+            else:
+                await self.publish(self.topics.pages, outcome)
+
+    async def _read_page(
+        self, upload: DocumentUploaded, page: PageSource, engine: str
+    ) -> PageText | StageFailure:
+        try:
+            result, rendered = await self.in_pool(
+                read_page, page, engine, upload.layout, page_number=page.page_number
+            )
+            image_key = None
+            image = (
+                rendered
+                if rendered is not None
+                else (page.payload if page.payload_kind == "image" else None)
+            )
+            if image is not None:
+                image_key = await self.store_page_image(image)
+        except StageFailure as failure:
+            return failure
+        return PageText.create(
+            stage="extract",
+            stage_version=self.stage_version("extract"),
+            causation=upload,
+            page_number=result.page_number,
+            page_count=result.page_count,
+            text=result.text,
+            lines=_text_lines(result),
+            engine=result.engine,
+            engine_version=result.engine_version,
+            layout=result.layout,
+            source=result.source,
+            encoding=result.encoding,
+            encoding_uncertain=result.encoding_uncertain,
+            image_blob_key=image_key,
+        )
+
+    async def store_page_image(self, image: bytes) -> str:
+        """Store a page image content-addressed (`pages/<sha256>.<ext>`); its key."""
+        head = image[:8]
+        if head.startswith(b"\x89PNG"):
+            ext, content_type = "png", "image/png"
+        elif head.startswith(b"\xff\xd8"):
+            ext, content_type = "jpg", "image/jpeg"
+        else:
+            ext, content_type = "tiff", "image/tiff"
+        key = f"{PAGE_IMAGE_PREFIX}{hashlib.sha256(image).hexdigest()}.{ext}"
+        blobs = self.blobs
+
+        def put_once() -> None:
+            if not blobs.exists(key):
+                blobs.put(key, image, content_type)
+
+        await self.retrying(lambda: asyncio.to_thread(put_once))
+        return key
+
+    # -- clean -------------------------------------------------------------------------------
+
+    async def handle_page_text(self, source: Source) -> None:
+        event = await self.decode("clean", source)
+        if event is None:
+            return
+        if not isinstance(event, PageText):
+            log.warning("not a PageText; ignored", event_type=type(event).__name__)
+            return
+        with structlog.contextvars.bound_contextvars(
+            document_id=event.document_id, event_id=event.event_id
+        ):
+            from streams.clean import clean_page
+
+            try:
+                # Cleaning is light: a thread keeps the loop responsive without the
+                # pickling round trip to the pool.
+                # Symbols are OCR noise on scans but may be meant in born-digital text.
+                clean = functools.partial(
+                    clean_page, layout=event.layout, drop_noise=event.source == "ocr"
+                )
+                result = await self.retrying(lambda: asyncio.to_thread(clean, event.text))
+            except StageFailure as failure:
+                failure.page_number = event.page_number
+                await self.fail("clean", source, failure, event)
+                return
+            cleaned = PageCleaned.create(
+                stage="clean",
+                stage_version=self.stage_version("clean"),
+                causation=event,
+                page_number=event.page_number,
+                page_count=event.page_count,
+                raw_text=event.text,
+                cleaned_text=str(_field(result, "cleaned_text")),
+                search_key=str(_field(result, "search_key")),
+                edits=[_text_edit(edit) for edit in _field(result, "edits", [])],
+            )
+            await self.publish(self.topics.cleaned, cleaned)
+
+    # -- entities ----------------------------------------------------------------------------
+
+    async def handle_page_cleaned(self, source: Source) -> None:
+        event = await self.decode("entities", source)
+        if event is None:
+            return
+        if not isinstance(event, PageCleaned):
+            log.warning("not a PageCleaned; ignored", event_type=type(event).__name__)
+            return
+        with structlog.contextvars.bound_contextvars(
+            document_id=event.document_id, event_id=event.event_id
+        ):
+            try:
+                spans, model_version = await self.in_pool(
+                    find_page_entities, event.cleaned_text, page_number=event.page_number
+                )
+            except StageFailure as failure:
+                await self.fail("entities", source, failure, event)
+                return
+            found = PageEntities.create(
+                stage="entities",
+                stage_version=self.stage_version("entities"),
+                causation=event,
+                page_number=event.page_number,
+                page_count=event.page_count,
+                entities=spans,
+                model_version=model_version,
+            )
+            await self.publish(self.topics.entities, found)

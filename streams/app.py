@@ -1,0 +1,109 @@
+"""The faust app: built from `streams.topology` and one `Settings`, nothing global.
+
+Broker quirks of the local Tansu broker shape the configuration (see DESIGN.md): no
+idempotent or transactional producer, so `at_least_once`; short session timeouts; never
+`latest` offsets. Messages stay raw bytes here: `events.codec` decodes them inside the
+agents, so an undecodable message becomes a ProcessingFailed instead of killing an agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from events.topics import Topics
+from piaoxi.settings import Settings
+from streams import topology
+
+if TYPE_CHECKING:
+    import faust
+
+    from streams.agents import StageRuntime
+
+# Partitions of the topics the worker creates when they do not exist yet. The number of
+# partitions is the most workers that can share one stage.
+TOPIC_PARTITIONS = 8
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    """`host1:9092,host2:9092` → faust broker URLs."""
+    return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
+
+
+def build_app(
+    settings: Settings, stages: Sequence[str] | None = None
+) -> tuple[faust.App, StageRuntime]:
+    """The faust app running `stages` (default: all), and the runtime its agents share.
+
+    The app's id is the worker consumer group, so every worker built from the same
+    settings shares the partitions of each stage's source topic.
+    """
+    import faust
+
+    from streams.agents import StageRuntime
+
+    chosen = tuple(stages) if stages else topology.STAGES
+    for name in chosen:
+        topology.agent(name)
+    app = faust.App(
+        settings.worker_group_id,
+        broker=broker_urls(settings.kafka_bootstrap),
+        processing_guarantee="at_least_once",
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        # A page may take minutes (page_timeout_s); never fall out of the group for it.
+        broker_max_poll_interval=max(1000.0, settings.page_timeout_s * 4),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        topic_disable_leader=True,
+        topic_partitions=TOPIC_PARTITIONS,
+        topic_allow_declare=True,
+        web_enabled=False,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        autodiscover=False,
+        datadir=str(settings.home / "faust" / settings.worker_group_id),
+        # Rebalances wait for in-flight events to finish (fewer duplicates); pages are
+        # bounded by page_timeout_s, so this cannot hang.
+        stream_wait_empty=True,
+    )
+    topics = Topics.from_settings(settings)
+    runtime = StageRuntime(settings, app=app, stages=chosen)
+    faust_topics = {
+        spec.name: app.topic(
+            topology.topic_name(topics, spec.name),
+            partitions=TOPIC_PARTITIONS,
+            key_type=bytes,
+            value_type=bytes,
+        )
+        for spec in topology.TOPICS
+    }
+
+    for name in chosen:
+        spec = topology.agent(name)
+        handler = runtime.handler(name)
+
+        async def run_agent(
+            stream: faust.StreamT[bytes], _handler: Any = handler, _name: str = name
+        ) -> None:
+            # Acks are manual: an event is acked when its work is published, which may
+            # be after later events of other documents (see StageRuntime.dispatch).
+            manual: Any = stream.noack()  # type: ignore[attr-defined]
+            async for event in manual.events():
+                await runtime.dispatch(_name, event, manual, _handler)
+
+        app.agent(faust_topics[spec.source], name=f"piaoxi.{name}")(run_agent)
+
+    @app.task
+    async def _start_runtime() -> None:
+        # Create the sink topics up front (sources are created by the consumer).
+        for spec in topology.TOPICS:
+            await faust_topics[spec.name].maybe_declare()
+        await runtime.start()
+
+    async def _stop_runtime(sender: Any, **kwargs: Any) -> None:
+        await runtime.close()
+
+    app.on_before_shutdown.connect(cast(Any, _stop_runtime))
+    return app, runtime
