@@ -71,6 +71,10 @@ class EventCodec:
                 self._writers[id_] = (name, current.parsed, None)
             return self._ids[name]
 
+    def is_registered(self, event_type: type[EventBase]) -> bool:
+        """Whether `encode` can write this type without a registry round-trip."""
+        return event_type.SCHEMA_NAME in self._ids
+
     def encode(self, event: EventBase) -> bytes:
         """The event in Confluent wire format, written with its current schema."""
         id_ = self.schema_id_for(type(event))

@@ -205,7 +205,7 @@ class EmbeddedRegistry:
         from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        admin = AdminClient(self._client_config())
+        admin = AdminClient({**self._client_config(), "log_level": 3})
         topic = NewTopic(
             self.topic, num_partitions=1, replication_factor=1, config={"cleanup.policy": "compact"}
         )

@@ -1,0 +1,92 @@
+"""What a file is, judged by its content (never its name): the types piaoxi accepts."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import unicodedata
+import zipfile
+
+PNG = "image/png"
+JPEG = "image/jpeg"
+TIFF = "image/tiff"
+PDF = "application/pdf"
+DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+TEXT = "text/plain"
+
+SUPPORTED = (PNG, JPEG, TIFF, PDF, DOCX, TEXT)
+
+_TEXT_ENCODINGS = ("utf-8", "gb18030", "cp950")
+
+
+def sniff_media_type(data: bytes) -> str | None:
+    """The media type of `data`, or None when it is none of the supported kinds."""
+    head = data[:16]
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return TIFF
+    if b"%PDF-" in data[:1024]:
+        return PDF
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, ValueError, OSError):
+            return None
+        return DOCX if "word/document.xml" in names else None
+    return TEXT if looks_like_text(data) else None
+
+
+def describe_unsupported(data: bytes) -> str:
+    """A short human hint of what an unsupported file seems to be."""
+    head = data[:8]
+    known = {
+        b"PK\x03\x04": "a zip archive that is not a DOCX",
+        b"GIF8": "a GIF image",
+        b"\x1f\x8b": "gzip data",
+        b"RIFF": "a RIFF (WebP/WAV/AVI) file",
+        b"\x7fELF": "an ELF executable",
+        b"\xd0\xcf\x11\xe0": "an old MS Office (OLE) file",
+        b"BM": "a BMP image",
+    }
+    for magic, name in known.items():
+        if head.startswith(magic):
+            return name
+    return "binary data"
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Plain text in UTF-8, GB18030 or Big5 (or UTF-16 with a BOM), without binary noise."""
+    sample = data[:65536]
+    if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    if b"\x00" in sample:
+        return False
+    controls = sum(1 for b in sample if b < 0x20 and b not in b"\t\n\r\x0c\x1b")
+    if controls > len(sample) // 100:
+        return False
+    final = len(data) <= len(sample)  # else the sample may end inside a character
+    for encoding in _TEXT_ENCODINGS:
+        try:
+            text = codecs.getincrementaldecoder(encoding)().decode(sample, final=final)
+        except UnicodeDecodeError:
+            continue
+        if _plausible(text):
+            return True
+    return False
+
+
+def _plausible(text: str) -> bool:
+    """Mostly assigned, non-private, non-control characters (binary decoded by luck
+    as GB18030 is full of unassigned and private-use code points)."""
+    if not text:
+        return False
+    odd = sum(
+        1
+        for ch in text
+        if unicodedata.category(ch) in ("Cn", "Co", "Cs") or (ch < " " and ch not in "\t\n\r\f\x1b")
+    )
+    return odd <= len(text) // 50
