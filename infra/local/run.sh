@@ -73,15 +73,14 @@ for entry in "${processes[@]}"; do
 done
 
 if has_command upload; then
-  shopt -s nullglob
-  samples=(samples/*)
-  samples=("${samples[@]/samples\/README*}")
+  samples=()
+  for f in samples/*; do  # top-level files only: samples/truth/ holds the expected text
+    if [[ -f "$f" && "$(basename "$f")" != README* && "$f" != *.md ]]; then samples+=("$f"); fi
+  done
   if [[ ${#samples[@]} -gt 0 ]]; then
-    echo "uploading ${#samples[@]} sample documents from samples/"
-    for f in samples/*; do
-      [[ -f "$f" && "$(basename "$f")" != README* ]] || continue
-      $piaoxi upload "$f" || echo "upload of $f failed" >&2
-    done
+    echo "uploading ${#samples[@]} sample documents from samples/ (already stored ones are recognised)"
+    $piaoxi upload --owner samples --visibility public --tag sample "${samples[@]}" \
+      || echo "some uploads failed (see above)" >&2
   fi
 else
   echo "upload: \`piaoxi upload\` does not exist yet - samples not ingested"
@@ -91,6 +90,6 @@ api_url="http://$($piaoxi settings get api_host 2>/dev/null || echo 127.0.0.1):$
 echo
 echo "local stack:  .venv/bin/piaoxi stack status"
 echo "API:          $api_url/         (OpenAPI: $api_url/docs)"
-echo "search:       curl -s '$api_url/search?q=%E5%AD%94%E5%AD%90' | python3 -m json.tool"
+echo "search:       curl -sG '$api_url/search' --data-urlencode 'q=大學之道' | python3 -m json.tool"
 echo "logs:         $log_dir/"
 echo "stop:         make down"
