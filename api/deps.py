@@ -1,0 +1,47 @@
+"""Shared FastAPI dependencies and bounded parameter types."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Path, Request
+
+from api.auth import Principal, current_principal
+from api.state import AppState
+
+# No control characters in any text parameter (they are never meaningful, and Postgres
+# rejects NUL), and bounded lengths everywhere.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+ENTITY_TYPE = r"^[A-Z][A-Z_]{0,31}$"
+MAX_ID_CHARS = 200
+MAX_PAGE_NUMBER = 1_000_000
+
+DocumentId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        pattern=NO_CONTROL,
+        description="The document id (a UUID for uploads made by `piaoxi upload`).",
+    ),
+]
+PageNumber = Annotated[int, Path(ge=1, le=MAX_PAGE_NUMBER, description="1-based page number.")]
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.piaoxi
+    return state
+
+
+async def db_conn(request: Request) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled Postgres connection for the duration of one request (503 when down)."""
+    pool = await app_state(request).db()
+    async with pool.acquire(timeout=5.0) as conn:
+        yield conn
+
+
+Conn = Annotated[asyncpg.Connection, Depends(db_conn)]
+Caller = Annotated[Principal, Depends(current_principal)]
+State = Annotated[AppState, Depends(app_state)]

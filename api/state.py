@@ -1,0 +1,136 @@
+"""The API process's connections, opened lazily so the process starts even when a backend
+is down (then `/health/ready` says so and data routes answer 503)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+
+from api.db import create_pool
+from api.errors import ApiError, BackendUnavailable
+from piaoxi.settings import Settings
+
+# Refuse to wait longer than this for any search request.
+SEARCH_TIMEOUT_S = 10.0
+
+
+def search_alias(settings: Settings) -> str:
+    """The alias the projector keeps pointed at the live documents index."""
+    return f"{settings.search_index_prefix}-documents"
+
+
+class SearchServer:
+    """A thin JSON client for the Elasticsearch/OpenSearch REST API.
+
+    httpx rather than elasticsearch-py: the API issues a handful of read requests, and plain
+    `application/json` works with both Elasticsearch and the local OpenSearch-compatible
+    server (which rejects elasticsearch-py's compatibility media type).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        auth = (
+            (settings.search_username, settings.search_password)
+            if settings.search_username
+            else None
+        )
+        self.alias = search_alias(settings)
+        self._client = httpx.AsyncClient(
+            base_url=settings.search_url,
+            auth=auth,
+            timeout=httpx.Timeout(SEARCH_TIMEOUT_S, connect=2.0),
+            headers={"content-type": "application/json", "accept": "application/json"},
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+        )
+
+    async def search(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Run a search against the documents alias; a missing index reads as no hits."""
+        try:
+            response = await self._client.post(f"/{self.alias}/_search", json=body)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable("search", type(exc).__name__) from exc
+        if response.status_code == 404:
+            return {"hits": {"total": {"value": 0}, "hits": []}, "aggregations": {}}
+        if response.status_code == 400:
+            raise ApiError(400, "bad_query", "The search server rejected the query.")
+        if response.status_code >= 300:
+            raise BackendUnavailable("search", f"HTTP {response.status_code}")
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def ping(self) -> bool:
+        try:
+            response = await self._client.get("/", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code < 300
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+@dataclass
+class AppState:
+    """Everything a request handler reaches through `request.app.state.piaoxi`."""
+
+    settings: Settings
+    search: SearchServer
+    started_at: float = field(default_factory=time.time)
+    _pool: asyncpg.Pool | None = None
+    _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _pool_failed_at: float = 0.0
+    _s3: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AppState:
+        return cls(settings=settings, search=SearchServer(settings))
+
+    async def db(self) -> asyncpg.Pool:
+        """The Postgres pool, created on first use; 503 while Postgres is unreachable."""
+        if self._pool is not None:
+            return self._pool
+        async with self._pool_lock:
+            if self._pool is not None:
+                return self._pool
+            # Do not hammer a dead server: one attempt per second at most.
+            if time.monotonic() - self._pool_failed_at < 1.0:
+                raise BackendUnavailable("postgres", "recently failed")
+            try:
+                self._pool = await asyncio.wait_for(create_pool(self.settings), timeout=5.0)
+            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+                self._pool_failed_at = time.monotonic()
+                raise BackendUnavailable("postgres", type(exc).__name__) from exc
+            return self._pool
+
+    def s3(self) -> Any:
+        """A minio client for the blob store (made once; it is thread-safe)."""
+        if self._s3 is None:
+            from urllib.parse import urlparse
+
+            import urllib3
+            from minio import Minio
+
+            endpoint = urlparse(self.settings.s3_endpoint)
+            self._s3 = Minio(
+                endpoint.netloc,
+                access_key=self.settings.s3_access_key or None,
+                secret_key=self.settings.s3_secret_key or None,
+                secure=endpoint.scheme == "https",
+                region=self.settings.s3_region,
+                http_client=urllib3.PoolManager(
+                    timeout=urllib3.Timeout(connect=2.0, read=20.0),
+                    retries=urllib3.Retry(total=1, backoff_factor=0.1),
+                    maxsize=20,
+                ),
+            )
+        return self._s3
+
+    async def close(self) -> None:
+        await self.search.close()
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
