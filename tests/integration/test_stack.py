@@ -57,12 +57,29 @@ def test_settings_fixture_is_isolated_and_has_its_own_database(
 # a private stack per test
 
 
+def _default_ports() -> set[int]:
+    """Every port of a stack on default settings (kept clear even when it is not running)."""
+    defaults = Settings(_env_file=None)
+    http = {
+        defaults.kafka_port,
+        defaults.search_port,
+        defaults.api_port,
+        defaults.s3_port,
+        defaults.seaweed_master_port,
+        defaults.seaweed_volume_port,
+        defaults.seaweed_filer_port,
+        defaults.seaweed_admin_port,
+    }
+    return http | {p + GRPC_OFFSET for p in http}
+
+
 def _free_port_pair(taken: set[int]) -> int:
     """A port p with p and p + 10000 free (SeaweedFS's gRPC convention), below 32768."""
+    avoid = _default_ports()
     while True:
         port = random.randint(11000, 22000)
         pair = {port, port + GRPC_OFFSET}
-        if not pair & taken and all(port_is_free(p) for p in pair):
+        if not pair & (taken | avoid) and all(port_is_free(p) for p in pair):
             taken.update(pair)
             return port
 
