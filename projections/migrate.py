@@ -52,9 +52,7 @@ def search_path(schema: str) -> str:
     return f"{quote_schema(schema)}, public"
 
 
-async def apply_migrations(
-    conn: asyncpg.Connection, schema: str = READ_MODEL_SCHEMA
-) -> list[str]:
+async def apply_migrations(conn: asyncpg.Connection, schema: str = READ_MODEL_SCHEMA) -> list[str]:
     """Create `schema` if needed and apply the migrations it has not seen; return their
     names. Safe to call from several processes at once."""
     quoted = quote_schema(schema)

@@ -1,0 +1,740 @@
+"""The Postgres read models: how a batch of events changes them.
+
+`ReadModelProjection.apply(conn, batch)` applies delivered events inside the caller's
+transaction (the runner writes the tracking record in the same one). The contract:
+
+- Order-free: for each key the newest stage result wins, by (occurred_at, event_id), and
+  processing status is recomputed from table state; so the read models depend only on the
+  set of events applied, not on batching, interleaving of topics or crashes.
+- Idempotent: applying an event twice changes nothing (upserts keyed by document,
+  version, page and event id; the history and log are keyed by event id).
+- Retraction: DocumentRetracted deletes every row of the document's versions up to the
+  retracted one and leaves a tombstone in `documents`; later events of those versions are
+  ignored.
+- Every touched document is queued in `search_outbox` for the search projector.
+
+Table contract for readers: projections/README.md and migrations/001_read_models.sql.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import asyncpg
+
+from events.records import (
+    DocumentRetracted,
+    DocumentUploaded,
+    EventBase,
+    PageCleaned,
+    PageEntities,
+    PageText,
+    ProcessingFailed,
+)
+from piaoxi.settings import Settings
+from projections.migrate import READ_MODEL_SCHEMA, search_path
+
+PROJECTION_NAME = "postgres"
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """An event as delivered from the log: where it was and what it says."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: EventBase
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch changed (for logs and the search outbox)."""
+
+    applied: int = 0
+    ignored_retracted: int = 0
+    documents: set[str] = field(default_factory=set)
+
+
+async def create_read_pool(
+    settings: Settings, *, schema: str = READ_MODEL_SCHEMA, min_size: int = 1
+) -> asyncpg.Pool:
+    """A pool whose connections see the read models of `schema` (search_path set)."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        settings.database_url,
+        min_size=min(min_size, settings.database_pool_size),
+        max_size=settings.database_pool_size,
+        server_settings={"search_path": search_path(schema)},
+    )
+    return pool
+
+
+def _json(rows: Iterable[dict[str, Any]]) -> str:
+    return json.dumps(list(rows), ensure_ascii=False, separators=(",", ":"))
+
+
+def _newest(events: Iterable[Delivered], key: Any) -> list[Delivered]:
+    """For each key, the delivered event with the greatest (occurred_at, event_id)."""
+    best: dict[Any, Delivered] = {}
+    for item in events:
+        k = key(item.event)
+        current = best.get(k)
+        if current is None or (item.event.occurred_at, item.event.event_id) > (
+            current.event.occurred_at,
+            current.event.event_id,
+        ):
+            best[k] = item
+    return list(best.values())
+
+
+def _page_key(event: Any) -> tuple[str, int, int]:
+    return (event.document_id, event.document_version, event.page_number)
+
+
+def _summary(event: EventBase) -> str:
+    if isinstance(event, DocumentUploaded):
+        return f"uploaded {event.filename} ({event.media_type}, {event.size_bytes} bytes)"
+    if isinstance(event, DocumentRetracted):
+        return f"retracted by {event.owner}: {event.reason}"
+    if isinstance(event, PageText):
+        return (
+            f"page {event.page_number}/{event.page_count} text from {event.source} "
+            f"({event.engine} {event.engine_version}, {len(event.text)} chars)"
+        )
+    if isinstance(event, PageCleaned):
+        return (
+            f"page {event.page_number}/{event.page_count} cleaned "
+            f"({len(event.edits)} edits, {len(event.cleaned_text)} chars)"
+        )
+    if isinstance(event, PageEntities):
+        return (
+            f"page {event.page_number}/{event.page_count}: {len(event.entities)} entities "
+            f"(model {event.model_version})"
+        )
+    if isinstance(event, ProcessingFailed):
+        where = f" page {event.page_number}" if event.page_number is not None else ""
+        return (
+            f"{event.failed_stage} failed{where} (attempt {event.attempt}): "
+            f"{event.error_class}: {event.message}"
+        )
+    return type(event).__name__
+
+
+def _iso(event: EventBase) -> str:
+    return event.occurred_at.isoformat()
+
+
+# --------------------------------------------------------------------------------------
+# SQL
+# --------------------------------------------------------------------------------------
+
+_UPLOAD_COLUMNS = (
+    "document_id text, document_version int, title text, filename text, owner text,"
+    " visibility text, tags text[], media_type text, size_bytes bigint, sha256 text,"
+    " blob_key text, layout text, ocr_engine text, uploaded_at timestamptz, event_id text"
+)
+
+_UPSERT_DOCUMENTS = f"""
+INSERT INTO documents AS d (document_id, current_version, title, filename, owner, visibility,
+    tags, media_type, size_bytes, sha256, blob_key, layout, ocr_engine, status, retracted,
+    uploaded_at, upload_event_id)
+SELECT r.document_id, r.document_version, r.title, r.filename, r.owner, r.visibility,
+    r.tags, r.media_type, r.size_bytes, r.sha256, r.blob_key, r.layout, r.ocr_engine,
+    'processing', false, r.uploaded_at, r.event_id
+FROM jsonb_to_recordset($1::jsonb) AS r({_UPLOAD_COLUMNS})
+ON CONFLICT (document_id) DO UPDATE SET
+    current_version = EXCLUDED.current_version, title = EXCLUDED.title,
+    filename = EXCLUDED.filename, owner = EXCLUDED.owner, visibility = EXCLUDED.visibility,
+    tags = EXCLUDED.tags, media_type = EXCLUDED.media_type,
+    size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,
+    blob_key = EXCLUDED.blob_key, layout = EXCLUDED.layout,
+    ocr_engine = EXCLUDED.ocr_engine, retracted = false, retracted_reason = NULL,
+    retracted_at = NULL, uploaded_at = EXCLUDED.uploaded_at,
+    upload_event_id = EXCLUDED.upload_event_id
+WHERE (EXCLUDED.current_version, EXCLUDED.uploaded_at, EXCLUDED.upload_event_id)
+    > (d.current_version, COALESCE(d.uploaded_at, '-infinity'), COALESCE(d.upload_event_id, ''))
+"""
+
+_UPSERT_VERSIONS = f"""
+INSERT INTO document_versions AS v (document_id, document_version, title, filename, owner,
+    visibility, tags, media_type, size_bytes, sha256, blob_key, layout, ocr_engine,
+    uploaded_at, event_id)
+SELECT r.document_id, r.document_version, r.title, r.filename, r.owner, r.visibility,
+    r.tags, r.media_type, r.size_bytes, r.sha256, r.blob_key, r.layout, r.ocr_engine,
+    r.uploaded_at, r.event_id
+FROM jsonb_to_recordset($1::jsonb) AS r({_UPLOAD_COLUMNS})
+ON CONFLICT (document_id, document_version) DO UPDATE SET
+    title = EXCLUDED.title, filename = EXCLUDED.filename, owner = EXCLUDED.owner,
+    visibility = EXCLUDED.visibility, tags = EXCLUDED.tags,
+    media_type = EXCLUDED.media_type, size_bytes = EXCLUDED.size_bytes,
+    sha256 = EXCLUDED.sha256, blob_key = EXCLUDED.blob_key, layout = EXCLUDED.layout,
+    ocr_engine = EXCLUDED.ocr_engine, uploaded_at = EXCLUDED.uploaded_at,
+    event_id = EXCLUDED.event_id
+WHERE (EXCLUDED.uploaded_at, EXCLUDED.event_id) > (v.uploaded_at, v.event_id)
+"""
+
+_UPSERT_PAGE_TEXT = """
+INSERT INTO pages AS p (document_id, document_version, page_number, page_count, raw_text,
+    lines, engine, engine_version, layout, source, encoding, encoding_uncertain,
+    image_blob_key, mean_confidence, min_confidence, text_stage_version, text_event_id,
+    text_at)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
+    page_number int, page_count int, raw_text text, lines jsonb, engine text,
+    engine_version text, layout text, source text, encoding text, encoding_uncertain boolean,
+    image_blob_key text, mean_confidence real, min_confidence real,
+    text_stage_version text, text_event_id text, text_at timestamptz)
+ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
+    page_count = EXCLUDED.page_count, raw_text = EXCLUDED.raw_text, lines = EXCLUDED.lines,
+    engine = EXCLUDED.engine, engine_version = EXCLUDED.engine_version,
+    layout = EXCLUDED.layout, source = EXCLUDED.source, encoding = EXCLUDED.encoding,
+    encoding_uncertain = EXCLUDED.encoding_uncertain,
+    image_blob_key = EXCLUDED.image_blob_key, mean_confidence = EXCLUDED.mean_confidence,
+    min_confidence = EXCLUDED.min_confidence,
+    text_stage_version = EXCLUDED.text_stage_version,
+    text_event_id = EXCLUDED.text_event_id, text_at = EXCLUDED.text_at
+WHERE (EXCLUDED.text_at, EXCLUDED.text_event_id)
+    > (COALESCE(p.text_at, '-infinity'), COALESCE(p.text_event_id, ''))
+"""
+
+_UPSERT_PAGE_CLEANED = """
+INSERT INTO pages AS p (document_id, document_version, page_number, page_count,
+    cleaned_text, search_key, edits, clean_stage_version, clean_event_id, cleaned_at)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
+    page_number int, page_count int, cleaned_text text, search_key text, edits jsonb,
+    clean_stage_version text, clean_event_id text, cleaned_at timestamptz)
+ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
+    cleaned_text = EXCLUDED.cleaned_text, search_key = EXCLUDED.search_key,
+    edits = EXCLUDED.edits, clean_stage_version = EXCLUDED.clean_stage_version,
+    clean_event_id = EXCLUDED.clean_event_id, cleaned_at = EXCLUDED.cleaned_at
+WHERE (EXCLUDED.cleaned_at, EXCLUDED.clean_event_id)
+    > (COALESCE(p.cleaned_at, '-infinity'), COALESCE(p.clean_event_id, ''))
+"""
+
+_UPSERT_PAGE_ENTITIES = """
+INSERT INTO pages AS p (document_id, document_version, page_number, page_count,
+    entity_count, entity_model_version, entities_stage_version, entities_event_id,
+    entities_at)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
+    page_number int, page_count int, entity_count int, entity_model_version text,
+    entities_stage_version text, entities_event_id text, entities_at timestamptz)
+ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
+    entity_count = EXCLUDED.entity_count,
+    entity_model_version = EXCLUDED.entity_model_version,
+    entities_stage_version = EXCLUDED.entities_stage_version,
+    entities_event_id = EXCLUDED.entities_event_id, entities_at = EXCLUDED.entities_at
+WHERE (EXCLUDED.entities_at, EXCLUDED.entities_event_id)
+    > (COALESCE(p.entities_at, '-infinity'), COALESCE(p.entities_event_id, ''))
+RETURNING p.entities_event_id
+"""
+
+_DELETE_PAGE_ENTITIES = """
+DELETE FROM entities e USING jsonb_to_recordset($1::jsonb)
+    AS r(document_id text, document_version int, page_number int)
+WHERE e.document_id = r.document_id AND e.document_version = r.document_version
+    AND e.page_number = r.page_number
+"""
+
+_INSERT_ENTITIES = """
+INSERT INTO entities (document_id, document_version, page_number, ordinal, type, surface,
+    normalized, start_offset, end_offset, year_from, year_to, confidence, source,
+    model_version, event_id)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
+    page_number int, ordinal int, type text, surface text, normalized text,
+    start_offset int, end_offset int, year_from int, year_to int, confidence real,
+    source text, model_version text, event_id text)
+ON CONFLICT DO NOTHING
+"""
+
+_INSERT_PAGE_VERSIONS = """
+INSERT INTO page_versions (event_id, document_id, document_version, page_number, stage,
+    stage_version, model_version, occurred_at, causation_id, body)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, document_id text,
+    document_version int, page_number int, stage text, stage_version text,
+    model_version text, occurred_at timestamptz, causation_id text, body jsonb)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_INSERT_FAILURES = """
+INSERT INTO failures (event_id, document_id, document_version, failed_stage, error_class,
+    message, attempt, retryable, page_number, source_topic, source_partition,
+    source_offset, source_event_id, stage_version, occurred_at)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, document_id text,
+    document_version int, failed_stage text, error_class text, message text, attempt int,
+    retryable boolean, page_number int, source_topic text, source_partition int,
+    source_offset bigint, source_event_id text, stage_version text,
+    occurred_at timestamptz)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_INSERT_LOG = """
+INSERT INTO processing_log (event_id, document_id, document_version, event_type, stage,
+    stage_version, page_number, occurred_at, causation_id, topic, partition, "offset",
+    summary)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, document_id text,
+    document_version int, event_type text, stage text, stage_version text,
+    page_number int, occurred_at timestamptz, causation_id text, topic text,
+    partition int, "offset" bigint, summary text)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+_UPSERT_RETRACTIONS = """
+INSERT INTO retractions AS t (document_id, document_version, reason, owner, event_id,
+    occurred_at)
+SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
+    reason text, owner text, event_id text, occurred_at timestamptz)
+ON CONFLICT (document_id) DO UPDATE SET document_version = EXCLUDED.document_version,
+    reason = EXCLUDED.reason, owner = EXCLUDED.owner, event_id = EXCLUDED.event_id,
+    occurred_at = EXCLUDED.occurred_at
+WHERE (EXCLUDED.document_version, EXCLUDED.occurred_at, EXCLUDED.event_id)
+    > (t.document_version, t.occurred_at, t.event_id)
+"""
+
+_RETRACTED_TABLES = (
+    "document_versions",
+    "pages",
+    "page_versions",
+    "entities",
+    "failures",
+    "processing_status",
+    "processing_log",
+)
+
+_TOMBSTONE = """
+INSERT INTO documents AS d (document_id, current_version, owner, status, retracted,
+    retracted_reason, retracted_at, tags)
+SELECT r.document_id, r.document_version, r.owner, 'retracted', true, r.reason,
+    r.occurred_at, '{}'
+FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
+    reason text, owner text, occurred_at timestamptz)
+ON CONFLICT (document_id) DO UPDATE SET current_version = EXCLUDED.current_version,
+    title = NULL, filename = NULL, owner = EXCLUDED.owner, visibility = NULL, tags = '{}',
+    media_type = NULL, size_bytes = NULL, sha256 = NULL, blob_key = NULL, layout = NULL,
+    ocr_engine = NULL, page_count = NULL, status = 'retracted', retracted = true,
+    retracted_reason = EXCLUDED.retracted_reason, retracted_at = EXCLUDED.retracted_at,
+    uploaded_at = NULL, upload_event_id = NULL
+WHERE d.current_version <= EXCLUDED.current_version
+"""
+
+# Which failed_stage names count against which status stage.
+_STAGE_OF_FAILURE = """CASE f.failed_stage WHEN 'ocr' THEN 'extract' WHEN 'layout' THEN 'extract'
+    WHEN 'uploader' THEN 'extract' WHEN 'upload' THEN 'extract' WHEN 'cleaning' THEN 'clean'
+    WHEN 'ner' THEN 'entities' ELSE f.failed_stage END"""
+
+
+def _stage_at(alias: str) -> str:
+    return (
+        f"CASE s.stage WHEN 'extract' THEN {alias}.text_at WHEN 'clean' THEN {alias}.cleaned_at"
+        f" ELSE {alias}.entities_at END"
+    )
+
+
+_RECOMPUTE_STATUS = f"""
+WITH d AS (
+    SELECT t.document_id, COALESCE(doc.current_version,
+        (SELECT max(p.document_version) FROM pages p WHERE p.document_id = t.document_id),
+        (SELECT max(f.document_version) FROM failures f WHERE f.document_id = t.document_id)
+    ) AS v
+    FROM unnest($1::text[]) AS t(document_id)
+    LEFT JOIN documents doc ON doc.document_id = t.document_id
+    WHERE NOT COALESCE(doc.retracted, false)
+),
+s AS (SELECT unnest(ARRAY['extract', 'clean', 'entities']) AS stage),
+agg AS (
+    SELECT d.document_id, d.v, s.stage, max(p.page_count) AS pages_total,
+        count({_stage_at("p")}) AS pages_done, max({_stage_at("p")}) AS last_ok
+    FROM d CROSS JOIN s
+    LEFT JOIN pages p ON p.document_id = d.document_id AND p.document_version = d.v
+    WHERE d.v IS NOT NULL
+    GROUP BY d.document_id, d.v, s.stage
+),
+open_failure AS (
+    SELECT DISTINCT ON (f.document_id, s.stage) f.document_id, s.stage, f.error_class,
+        f.message, f.page_number, f.occurred_at
+    FROM d
+    JOIN failures f ON f.document_id = d.document_id AND f.document_version = d.v
+    JOIN s ON s.stage = {_STAGE_OF_FAILURE}
+    LEFT JOIN pages p ON p.document_id = f.document_id
+        AND p.document_version = f.document_version AND p.page_number = f.page_number
+    WHERE (f.page_number IS NOT NULL
+            AND ({_stage_at("p")} IS NULL OR {_stage_at("p")} < f.occurred_at))
+       OR (f.page_number IS NULL AND NOT EXISTS (
+            SELECT 1 FROM pages q WHERE q.document_id = f.document_id
+                AND q.document_version = f.document_version
+                AND {_stage_at("q")} > f.occurred_at))
+    ORDER BY f.document_id, s.stage, f.occurred_at DESC, f.event_id DESC
+)
+INSERT INTO processing_status AS ps (document_id, stage, document_version, status,
+    pages_total, pages_done, error_class, error_message, failed_page, failed_at, updated_at)
+SELECT a.document_id, a.stage, a.v,
+    CASE WHEN o.document_id IS NOT NULL THEN 'failed'
+         WHEN a.pages_total IS NOT NULL AND a.pages_done >= a.pages_total THEN 'done'
+         ELSE 'pending' END,
+    a.pages_total, a.pages_done, o.error_class, o.message, o.page_number, o.occurred_at,
+    GREATEST(a.last_ok, o.occurred_at)
+FROM agg a LEFT JOIN open_failure o ON o.document_id = a.document_id AND o.stage = a.stage
+ON CONFLICT (document_id, stage) DO UPDATE SET document_version = EXCLUDED.document_version,
+    status = EXCLUDED.status, pages_total = EXCLUDED.pages_total,
+    pages_done = EXCLUDED.pages_done, error_class = EXCLUDED.error_class,
+    error_message = EXCLUDED.error_message, failed_page = EXCLUDED.failed_page,
+    failed_at = EXCLUDED.failed_at, updated_at = EXCLUDED.updated_at
+"""
+
+_RECOMPUTE_DOCUMENTS = """
+UPDATE documents d SET page_count = s.pages_total,
+    status = CASE WHEN s.failed THEN 'failed' WHEN s.done THEN 'done' ELSE 'processing' END
+FROM (
+    SELECT document_id, max(pages_total) AS pages_total, bool_or(status = 'failed') AS failed,
+        bool_and(status = 'done') AS done
+    FROM processing_status WHERE document_id = ANY($1::text[])
+    GROUP BY document_id
+) s
+WHERE d.document_id = s.document_id AND NOT d.retracted
+    AND (d.page_count IS DISTINCT FROM s.pages_total OR d.status IS DISTINCT FROM
+        CASE WHEN s.failed THEN 'failed' WHEN s.done THEN 'done' ELSE 'processing' END)
+"""
+
+_ENQUEUE_SEARCH = """
+INSERT INTO search_outbox (document_id) SELECT unnest($1::text[])
+"""
+
+
+# --------------------------------------------------------------------------------------
+# rows
+# --------------------------------------------------------------------------------------
+
+
+def _upload_row(event: EventBase) -> dict[str, Any]:
+    e = cast(DocumentUploaded, event)
+    return {
+        "document_id": e.document_id,
+        "document_version": e.document_version,
+        "title": e.title,
+        "filename": e.filename,
+        "owner": e.owner,
+        "visibility": e.visibility,
+        "tags": list(e.tags),
+        "media_type": e.media_type,
+        "size_bytes": e.size_bytes,
+        "sha256": e.sha256,
+        "blob_key": e.blob_key,
+        "layout": e.layout,
+        "ocr_engine": e.ocr_engine,
+        "uploaded_at": _iso(e),
+        "event_id": e.event_id,
+    }
+
+
+def _text_row(event: EventBase) -> dict[str, Any]:
+    e = cast(PageText, event)
+    confidences = [line.confidence for line in e.lines]
+    return {
+        "document_id": e.document_id,
+        "document_version": e.document_version,
+        "page_number": e.page_number,
+        "page_count": e.page_count,
+        "raw_text": e.text,
+        "lines": [line.to_avro() for line in e.lines],
+        "engine": e.engine,
+        "engine_version": e.engine_version,
+        "layout": e.layout,
+        "source": e.source,
+        "encoding": e.encoding,
+        "encoding_uncertain": e.encoding_uncertain,
+        "image_blob_key": e.image_blob_key,
+        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
+        "min_confidence": min(confidences) if confidences else None,
+        "text_stage_version": e.stage_version,
+        "text_event_id": e.event_id,
+        "text_at": _iso(e),
+    }
+
+
+def _cleaned_row(event: EventBase) -> dict[str, Any]:
+    e = cast(PageCleaned, event)
+    return {
+        "document_id": e.document_id,
+        "document_version": e.document_version,
+        "page_number": e.page_number,
+        "page_count": e.page_count,
+        "cleaned_text": e.cleaned_text,
+        "search_key": e.search_key,
+        "edits": [edit.to_avro() for edit in e.edits],
+        "clean_stage_version": e.stage_version,
+        "clean_event_id": e.event_id,
+        "cleaned_at": _iso(e),
+    }
+
+
+def _entities_page_row(event: EventBase) -> dict[str, Any]:
+    e = cast(PageEntities, event)
+    return {
+        "document_id": e.document_id,
+        "document_version": e.document_version,
+        "page_number": e.page_number,
+        "page_count": e.page_count,
+        "entity_count": len(e.entities),
+        "entity_model_version": e.model_version,
+        "entities_stage_version": e.stage_version,
+        "entities_event_id": e.event_id,
+        "entities_at": _iso(e),
+    }
+
+
+def _entity_rows(event: EventBase) -> list[dict[str, Any]]:
+    e = cast(PageEntities, event)
+    return [
+        {
+            "document_id": e.document_id,
+            "document_version": e.document_version,
+            "page_number": e.page_number,
+            "ordinal": i,
+            "type": span.type,
+            "surface": span.surface,
+            "normalized": span.normalized,
+            "start_offset": span.start,
+            "end_offset": span.end,
+            "year_from": span.year_from,
+            "year_to": span.year_to,
+            "confidence": span.confidence,
+            "source": span.source,
+            "model_version": e.model_version,
+            "event_id": e.event_id,
+        }
+        for i, span in enumerate(e.entities)
+    ]
+
+
+def _page_version_row(e: EventBase) -> dict[str, Any]:
+    body: dict[str, Any]
+    model_version = None
+    if isinstance(e, PageText):
+        stage = "extract"
+        body = {
+            "text": e.text,
+            "engine": e.engine,
+            "engine_version": e.engine_version,
+            "source": e.source,
+        }
+    elif isinstance(e, PageCleaned):
+        stage = "clean"
+        body = {"cleaned_text": e.cleaned_text, "search_key": e.search_key}
+    else:
+        e = cast(PageEntities, e)
+        stage = "entities"
+        model_version = e.model_version
+        body = {"entities": [span.to_avro() for span in e.entities]}
+    return {
+        "event_id": e.event_id,
+        "document_id": e.document_id,
+        "document_version": e.document_version,
+        "page_number": e.page_number,
+        "stage": stage,
+        "stage_version": e.stage_version,
+        "model_version": model_version,
+        "occurred_at": _iso(e),
+        "causation_id": e.causation_id,
+        "body": body,
+    }
+
+
+def _failure_row(event: EventBase) -> dict[str, Any]:
+    e = cast(ProcessingFailed, event)
+    return {
+        "event_id": e.event_id,
+        "document_id": e.document_id,
+        "document_version": e.document_version,
+        "failed_stage": e.failed_stage,
+        "error_class": e.error_class,
+        "message": e.message,
+        "attempt": e.attempt,
+        "retryable": e.retryable,
+        "page_number": e.page_number,
+        "source_topic": e.source_topic,
+        "source_partition": e.source_partition,
+        "source_offset": e.source_offset,
+        "source_event_id": e.source_event_id,
+        "stage_version": e.stage_version,
+        "occurred_at": _iso(e),
+    }
+
+
+def _log_row(d: Delivered) -> dict[str, Any]:
+    e = d.event
+    return {
+        "event_id": e.event_id,
+        "document_id": e.document_id,
+        "document_version": e.document_version,
+        "event_type": type(e).__name__,
+        "stage": e.stage,
+        "stage_version": e.stage_version,
+        "page_number": getattr(e, "page_number", None),
+        "occurred_at": _iso(e),
+        "causation_id": e.causation_id,
+        "topic": d.topic,
+        "partition": d.partition,
+        "offset": d.offset,
+        "summary": _summary(e),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# the projection
+# --------------------------------------------------------------------------------------
+
+
+class ReadModelProjection:
+    """Applies batches of events to the Postgres read models (see module docstring)."""
+
+    name = PROJECTION_NAME
+
+    def __init__(self, *, search_outbox: bool = True) -> None:
+        self.search_outbox = search_outbox
+
+    async def apply(self, conn: asyncpg.Connection, batch: Sequence[Delivered]) -> BatchOutcome:
+        """Apply `batch` inside the caller's transaction."""
+        outcome = BatchOutcome()
+        if not batch:
+            return outcome
+        document_ids = sorted({d.event.document_id for d in batch})
+        outcome.documents.update(document_ids)
+
+        retracted: dict[str, int] = {
+            r["document_id"]: r["document_version"]
+            for r in await conn.fetch(
+                "SELECT document_id, document_version FROM retractions"
+                " WHERE document_id = ANY($1::text[])",
+                document_ids,
+            )
+        }
+        retractions = _newest(
+            (d for d in batch if isinstance(d.event, DocumentRetracted)),
+            key=lambda e: e.document_id,
+        )
+        # the highest retracted version wins, whatever the order of the retractions
+        for d in batch:
+            if isinstance(d.event, DocumentRetracted):
+                version = d.event.document_version
+                if version > retracted.get(d.event.document_id, -1):
+                    retracted[d.event.document_id] = version
+
+        kept: list[Delivered] = []
+        for d in batch:
+            e = d.event
+            if not isinstance(e, DocumentRetracted) and e.document_version <= retracted.get(
+                e.document_id, -1
+            ):
+                outcome.ignored_retracted += 1
+                continue
+            kept.append(d)
+
+        if retractions:
+            await self._retract(
+                conn, [d.event for d in batch if isinstance(d.event, DocumentRetracted)]
+            )
+
+        uploads = [d for d in kept if isinstance(d.event, DocumentUploaded)]
+        if uploads:
+            newest_per_doc = _newest(uploads, key=lambda e: (e.document_id,))
+            newest_per_version = _newest(uploads, key=lambda e: (e.document_id, e.document_version))
+            await conn.execute(
+                _UPSERT_DOCUMENTS,
+                _json(_upload_row(d.event) for d in newest_per_doc),
+            )
+            await conn.execute(
+                _UPSERT_VERSIONS,
+                _json(_upload_row(d.event) for d in newest_per_version),
+            )
+
+        texts = [d for d in kept if isinstance(d.event, PageText)]
+        cleaned = [d for d in kept if isinstance(d.event, PageCleaned)]
+        found = [d for d in kept if isinstance(d.event, PageEntities)]
+        if texts:
+            await conn.execute(
+                _UPSERT_PAGE_TEXT,
+                _json(_text_row(d.event) for d in _newest(texts, _page_key)),
+            )
+        if cleaned:
+            await conn.execute(
+                _UPSERT_PAGE_CLEANED,
+                _json(_cleaned_row(d.event) for d in _newest(cleaned, _page_key)),
+            )
+        if found:
+            newest = [cast(PageEntities, d.event) for d in _newest(found, _page_key)]
+            winners = {
+                r["entities_event_id"]
+                for r in await conn.fetch(
+                    _UPSERT_PAGE_ENTITIES,
+                    _json(_entities_page_row(e) for e in newest),
+                )
+            }
+            won = [e for e in newest if e.event_id in winners]
+            if won:
+                await conn.execute(
+                    _DELETE_PAGE_ENTITIES,
+                    _json(
+                        {
+                            "document_id": e.document_id,
+                            "document_version": e.document_version,
+                            "page_number": e.page_number,
+                        }
+                        for e in won
+                    ),
+                )
+                rows = [row for e in won for row in _entity_rows(e)]
+                if rows:
+                    await conn.execute(_INSERT_ENTITIES, _json(rows))
+        page_events = texts + cleaned + found
+        if page_events:
+            await conn.execute(
+                _INSERT_PAGE_VERSIONS,
+                _json(_page_version_row(d.event) for d in page_events),
+            )
+        failures = [d for d in kept if isinstance(d.event, ProcessingFailed)]
+        if failures:
+            await conn.execute(
+                _INSERT_FAILURES,
+                _json(_failure_row(d.event) for d in failures),
+            )
+        await conn.execute(_INSERT_LOG, _json(_log_row(d) for d in kept))
+        await conn.execute(_RECOMPUTE_STATUS, document_ids)
+        await conn.execute(_RECOMPUTE_DOCUMENTS, document_ids)
+        if self.search_outbox:
+            await conn.execute(_ENQUEUE_SEARCH, document_ids)
+        outcome.applied = len(kept)
+        return outcome
+
+    async def _retract(self, conn: asyncpg.Connection, events: list[DocumentRetracted]) -> None:
+        highest: dict[str, DocumentRetracted] = {}
+        for e in events:
+            current = highest.get(e.document_id)
+            if current is None or (e.document_version, e.occurred_at, e.event_id) > (
+                current.document_version,
+                current.occurred_at,
+                current.event_id,
+            ):
+                highest[e.document_id] = e
+        rows = [
+            {
+                "document_id": e.document_id,
+                "document_version": e.document_version,
+                "reason": e.reason,
+                "owner": e.owner,
+                "event_id": e.event_id,
+                "occurred_at": _iso(e),
+            }
+            for e in highest.values()
+        ]
+        payload = _json(rows)
+        await conn.execute(_UPSERT_RETRACTIONS, payload)
+        for table in _RETRACTED_TABLES:
+            await conn.execute(
+                f"DELETE FROM {table} x USING jsonb_to_recordset($1::jsonb)"
+                " AS r(document_id text, document_version int)"
+                " WHERE x.document_id = r.document_id"
+                " AND x.document_version <= r.document_version",
+                payload,
+            )
+        await conn.execute(_TOMBSTONE, payload)

@@ -1,0 +1,406 @@
+"""Tracking records and the runner that feeds a projection from the log.
+
+The pattern of the eventsourcing library's tracking records: a projection writes the last
+offset it applied for each topic partition in the SAME transaction as its read-model
+change, so a crash leaves either both or neither. On start (and after every rebalance) the
+runner seeks to its own checkpoints, never to consumer-group offsets (it never commits
+any); the group only spreads partitions over several projector instances.
+
+Inside each transaction the tracking rows of the batch's partitions are locked and
+compared with where the runner believes it is: events at or below the checkpoint are
+dropped (another instance or an earlier attempt applied them); a checkpoint behind the
+runner (a rebuild swapped the schema in, or an instance crashed mid-way) makes it seek
+back. So no event is applied twice and none is skipped, whatever the rebalances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import asyncpg
+
+from events.codec import EventCodec, UndecodableEvent
+from piaoxi.log import get_logger
+from piaoxi.settings import Settings
+from projections.postgres import BatchOutcome, Delivered
+
+log = get_logger(__name__)
+
+Partition = tuple[str, int]
+"""(topic, partition)."""
+
+TOPIC_PARTITIONS = 8
+"""Partitions of event topics created here when missing (the worker uses the same)."""
+
+
+class Projection(Protocol):
+    """Something that applies a batch of events inside a transaction."""
+
+    name: str
+
+    async def apply(self, conn: asyncpg.Connection, batch: Sequence[Delivered]) -> BatchOutcome: ...
+
+
+class TrackingRecorder:
+    """Reads and writes one projection's checkpoints in the `tracking` table."""
+
+    def __init__(self, projection: str) -> None:
+        self.projection = projection
+
+    async def positions(self, conn: asyncpg.Connection) -> dict[Partition, int]:
+        """Last applied offset per partition (absent: nothing applied yet)."""
+        rows = await conn.fetch(
+            'SELECT topic, partition, "offset" FROM tracking WHERE projection = $1',
+            self.projection,
+        )
+        return {(r["topic"], r["partition"]): r["offset"] for r in rows}
+
+    async def lock(
+        self, conn: asyncpg.Connection, partitions: Sequence[Partition]
+    ) -> dict[Partition, int]:
+        """Lock the checkpoints of `partitions` until the transaction ends; return them
+        (-1 for none yet). Must run inside a transaction."""
+        topics = [t for t, _ in partitions]
+        numbers = [p for _, p in partitions]
+        await conn.execute(
+            'INSERT INTO tracking (projection, topic, partition, "offset")'
+            " SELECT $1, t, p, -1 FROM unnest($2::text[], $3::int[]) AS u(t, p)"
+            " ON CONFLICT DO NOTHING",
+            self.projection,
+            topics,
+            numbers,
+        )
+        rows = await conn.fetch(
+            'SELECT topic, partition, "offset" FROM tracking'
+            " WHERE projection = $1 AND (topic, partition) IN"
+            " (SELECT * FROM unnest($2::text[], $3::int[]))"
+            " ORDER BY topic, partition FOR UPDATE",
+            self.projection,
+            topics,
+            numbers,
+        )
+        return {(r["topic"], r["partition"]): r["offset"] for r in rows}
+
+    async def record(self, conn: asyncpg.Connection, positions: dict[Partition, int]) -> None:
+        """Write the last applied offsets (inside the read-model transaction)."""
+        if not positions:
+            return
+        await conn.execute(
+            'UPDATE tracking t SET "offset" = u.o, updated_at = now()'
+            " FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(tp, p, o)"
+            " WHERE t.projection = $1 AND t.topic = u.tp AND t.partition = u.p",
+            self.projection,
+            [t for t, _ in positions],
+            [p for _, p in positions],
+            list(positions.values()),
+        )
+
+
+async def record_lag(
+    conn: asyncpg.Connection,
+    projection: str,
+    rows: Sequence[tuple[str, int, int, int]],
+) -> None:
+    """Store (topic, partition, position, high_watermark) rows in `projection_lag`."""
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO projection_lag AS l (projection, topic, partition, position,"
+        " high_watermark, lag, updated_at)"
+        " SELECT $1, t, p, pos, hw, GREATEST(hw - pos, 0), now()"
+        " FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[]) AS u(t, p, pos, hw)"
+        " ON CONFLICT (projection, topic, partition) DO UPDATE SET position = EXCLUDED.position,"
+        " high_watermark = EXCLUDED.high_watermark, lag = EXCLUDED.lag,"
+        " updated_at = EXCLUDED.updated_at",
+        projection,
+        [r[0] for r in rows],
+        [r[1] for r in rows],
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+    )
+
+
+def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
+    """Create the event topics that do not exist yet (the worker does the same)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    existing = set(admin.list_topics(timeout=10).topics)
+    missing = [t for t in topics if t not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics(
+        [NewTopic(t, TOPIC_PARTITIONS, 1) for t in missing], request_timeout=10
+    )
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=15)
+        except Exception as exc:  # another process created it first
+            if "exist" not in str(exc).lower():
+                raise
+            log.debug("topic already exists", topic=topic)
+
+
+@dataclass
+class RunnerStats:
+    """Counters of one runner (for benches, logs and tests)."""
+
+    batches: int = 0
+    events: int = 0
+    applied: int = 0
+    skipped_duplicates: int = 0
+    undecodable: int = 0
+    reseeks: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+
+class ProjectionRunner:
+    """Feeds one projection from the event topics, in batched transactions.
+
+    With `group_id` the partitions are spread over every runner of the group; without it
+    (rebuilds, benches) the runner takes every partition. `stop_at` (last offset to
+    apply per partition) makes `run` return once every such partition reached it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        projection: Projection,
+        pool: asyncpg.Pool,
+        codec: EventCodec,
+        topics: Sequence[str],
+        *,
+        group_id: str | None,
+        batch_size: int = 500,
+        batch_window_s: float = 0.2,
+        lag_interval_s: float = 1.0,
+        stop_at: dict[Partition, int] | None = None,
+        after_commit: Callable[[BatchOutcome], Awaitable[None]] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.projection = projection
+        self.pool = pool
+        self.codec = codec
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.batch_size = max(1, batch_size)
+        self.batch_window_s = batch_window_s
+        self.lag_interval_s = lag_interval_s
+        self.stop_at = dict(stop_at) if stop_at is not None else None
+        self.after_commit = after_commit
+        self.tracking = TrackingRecorder(projection.name)
+        self.stats = RunnerStats()
+        self._expected: dict[Partition, int] = {}  # next offset this runner will apply
+        self._consumer: Any = None
+        self._last_lag = 0.0
+
+    # -- consumer -------------------------------------------------------------------------
+
+    def _make_consumer(self) -> Any:
+        from aiokafka import AIOKafkaConsumer
+
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # never 'latest': wrong on Tansu
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            max_poll_records=self.batch_size,
+            fetch_max_wait_ms=100,
+            metadata_max_age_ms=5000,
+            client_id=f"piaoxi-projector-{self.projection.name}",
+        )
+
+    async def _seek_to_checkpoints(self, partitions: Sequence[Any]) -> None:
+        """Seek each assigned partition to the offset after its checkpoint."""
+        async with self.pool.acquire() as conn:
+            stored = await self.tracking.positions(conn)
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            position = stored.get(key, -1) + 1
+            self._consumer.seek(tp, position)
+            self._expected[key] = position
+        log.info(
+            "projection positioned",
+            projection=self.projection.name,
+            partitions=len(partitions),
+        )
+
+    async def _start(self) -> None:
+        from aiokafka import ConsumerRebalanceListener, TopicPartition
+
+        runner = self
+
+        class _Listener(ConsumerRebalanceListener):
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                for tp in revoked:
+                    runner._expected.pop((tp.topic, tp.partition), None)
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                await runner._seek_to_checkpoints(list(assigned))
+
+        await asyncio.to_thread(ensure_topics, self.settings, self.topics)
+        self._consumer = self._make_consumer()
+        await self._consumer.start()
+        if self.group_id:
+            self._consumer.subscribe(self.topics, listener=_Listener())
+        else:
+            partitions = []
+            for topic in self.topics:
+                numbers = self._consumer.partitions_for_topic(topic)
+                while numbers is None:
+                    await self._consumer._client.force_metadata_update()
+                    numbers = self._consumer.partitions_for_topic(topic)
+                partitions += [TopicPartition(topic, p) for p in sorted(numbers)]
+            self._consumer.assign(partitions)
+            await self._seek_to_checkpoints(partitions)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> RunnerStats:
+        """Apply events until `stop` is set (or `stop_at` is reached)."""
+        stop = stop or asyncio.Event()
+        await self._start()
+        try:
+            while not stop.is_set():
+                if self._reached_stop():
+                    break
+                messages = await self._collect(stop)
+                if messages:
+                    await self._apply_with_retry(messages)
+                await self._maybe_record_lag()
+        finally:
+            await self._maybe_record_lag(force=True)
+            await self._consumer.stop()
+        return self.stats
+
+    def _reached_stop(self) -> bool:
+        if self.stop_at is None:
+            return False
+        return all(
+            self._expected.get(key, 0) > last for key, last in self.stop_at.items() if last >= 0
+        )
+
+    async def _collect(self, stop: asyncio.Event) -> list[Any]:
+        """Up to batch_size messages, waiting at most batch_window_s for more."""
+        collected: list[Any] = []
+        deadline = time.monotonic() + self.batch_window_s
+        while len(collected) < self.batch_size and not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and collected:
+                break
+            records = await self._consumer.getmany(
+                timeout_ms=max(int(remaining * 1000), 0) if collected else 200,
+                max_records=self.batch_size - len(collected),
+            )
+            for tp, batch in records.items():
+                if self.stop_at is not None:
+                    last = self.stop_at.get((tp.topic, tp.partition), -1)
+                    batch = [m for m in batch if m.offset <= last]
+                collected.extend(batch)
+            if not records and not collected:
+                break
+            if self.batch_size == 1 or remaining <= 0:
+                break
+        return collected
+
+    async def _apply_with_retry(self, messages: list[Any]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self._apply(messages)
+                return
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                self.stats.errors += 1
+                log.warning(
+                    "projection batch failed; retrying from checkpoints",
+                    projection=self.projection.name,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                assigned = list(self._consumer.assignment())
+                await self._seek_to_checkpoints(assigned)
+                return  # the messages will be fetched again from the checkpoints
+
+    async def _apply(self, messages: list[Any]) -> None:
+        by_partition: dict[Partition, list[Any]] = {}
+        for m in messages:
+            key = (m.topic, m.partition)
+            if key in self._expected:  # still assigned to this runner
+                by_partition.setdefault(key, []).append(m)
+        if not by_partition:
+            return
+        reseek: dict[Partition, int] = {}
+        async with self.pool.acquire() as conn, conn.transaction():
+            stored = await self.tracking.lock(conn, sorted(by_partition))
+            batch: list[Delivered] = []
+            new_positions: dict[Partition, int] = {}
+            for key, items in by_partition.items():
+                checkpoint = stored.get(key, -1)
+                expected = self._expected.get(key, checkpoint + 1)
+                if checkpoint + 1 < expected:
+                    # the checkpoint went back (schema swapped in, or another instance
+                    # rolled back): re-read from it rather than skip events
+                    reseek[key] = checkpoint + 1
+                    continue
+                fresh = [m for m in items if m.offset > checkpoint]
+                self.stats.skipped_duplicates += len(items) - len(fresh)
+                if not fresh:
+                    continue
+                for m in fresh:
+                    try:
+                        event = self.codec.decode(m.value)
+                    except UndecodableEvent as exc:
+                        self.stats.undecodable += 1
+                        log.warning(
+                            "undecodable event skipped by projection",
+                            projection=self.projection.name,
+                            topic=m.topic,
+                            partition=m.partition,
+                            offset=m.offset,
+                            reason=exc.reason,
+                        )
+                        continue
+                    batch.append(Delivered(m.topic, m.partition, m.offset, event))
+                new_positions[key] = fresh[-1].offset
+            outcome = await self.projection.apply(conn, batch)
+            await self.tracking.record(conn, new_positions)
+        self.stats.batches += 1
+        self.stats.events += len(messages)
+        self.stats.applied += outcome.applied
+        for key, last in new_positions.items():
+            self._expected[key] = last + 1
+        for key, position in reseek.items():
+            from aiokafka import TopicPartition
+
+            self.stats.reseeks += 1
+            self._consumer.seek(TopicPartition(*key), position)
+            self._expected[key] = position
+        if self.after_commit is not None:
+            await self.after_commit(outcome)
+
+    async def _maybe_record_lag(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_lag < self.lag_interval_s:
+            return
+        self._last_lag = now
+        from aiokafka import TopicPartition
+
+        rows: list[tuple[str, int, int, int]] = []
+        for (topic, partition), position in self._expected.items():
+            highwater = self._consumer.highwater(TopicPartition(topic, partition))
+            if highwater is None:
+                continue
+            rows.append((topic, partition, position, max(highwater, position)))
+        try:
+            async with self.pool.acquire() as conn:
+                await record_lag(conn, self.projection.name, rows)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            log.warning("could not record lag", error=str(exc))
