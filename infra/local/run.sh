@@ -46,6 +46,7 @@ if [[ "${1:-}" == "stop" ]]; then
   exit 0
 fi
 
+started=()
 for entry in "${processes[@]}"; do
   IFS='|' read -r name cmd what <<<"$entry"
   pid_file="$run_dir/app-$name.pid"
@@ -61,16 +62,26 @@ for entry in "${processes[@]}"; do
   # shellcheck disable=SC2086
   setsid $piaoxi $cmd >>"$log_dir/$name.log" 2>&1 < /dev/null &
   echo $! >"$pid_file"
-  sleep 2
-  if alive "$pid_file"; then
-    echo "$name: started $what (pid $(cat "$pid_file"), log $log_dir/$name.log)"
-  else
-    echo "$name: FAILED to start, see $log_dir/$name.log" >&2
-    tail -n 20 "$log_dir/$name.log" >&2 || true
-    rm -f "$pid_file"
-    exit 1
-  fi
+  started+=("$name|$what")
 done
+
+# A process that dies in its first seconds (bad config, missing service) is reported here.
+failed=0
+if [[ ${#started[@]} -gt 0 ]]; then
+  sleep "${PIAOXI_RUN_SETTLE_S:-8}"
+  for entry in "${started[@]}"; do
+    IFS='|' read -r name what <<<"$entry"
+    pid_file="$run_dir/app-$name.pid"
+    if alive "$pid_file"; then
+      echo "$name: started $what (pid $(cat "$pid_file"), log $log_dir/$name.log)"
+    else
+      echo "$name: FAILED to start, see $log_dir/$name.log" >&2
+      tail -n 5 "$log_dir/$name.log" >&2 || true
+      rm -f "$pid_file"
+      failed=1
+    fi
+  done
+fi
 
 if has_command upload; then
   samples=()
@@ -93,3 +104,4 @@ echo "API:          $api_url/         (OpenAPI: $api_url/docs)"
 echo "search:       curl -sG '$api_url/search' --data-urlencode 'q=大學之道' | python3 -m json.tool"
 echo "logs:         $log_dir/"
 echo "stop:         make down"
+exit "$failed"
