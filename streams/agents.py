@@ -151,9 +151,11 @@ def warm_up(stages: Sequence[str]) -> None:
 
     ocr.set_threads(1)
     if "extract" in stages:
-        from PIL import Image
+        from PIL import Image, ImageDraw
 
-        ocr.recognize(Image.new("RGB", (64, 32), "white"))
+        image = Image.new("RGB", (160, 48), "white")
+        ImageDraw.Draw(image).text((8, 8), "piaoxi 1234", fill="black", font_size=24)
+        ocr.recognize(image)
     if "entities" in stages:
         from streams.entities import find_entities
 
@@ -339,6 +341,10 @@ class OrderedGate:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    async def wait_idle(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     async def cancel(self) -> None:
         for task in list(self._tasks):
             task.cancel()
@@ -370,6 +376,9 @@ class StageRuntime:
         limit = max(2, 2 * settings.pool_size)
         self._gates = {name: OrderedGate(limit) for name in self.stages}
         self.fatal: BaseException | None = None
+        self.draining = False
+        for stage in self.stages:  # a stage whose module is missing fails at start-up
+            self.stage_version(stage)
         self.send: Callable[[str, bytes, bytes], Awaitable[None]] = self._send_with_faust
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -384,6 +393,19 @@ class StageRuntime:
         if self.pool is not None:
             await self.pool.start()
         log.info("stage runtime started", stages=list(self.stages), pool=self.settings.pool_size)
+
+    async def drain(self, timeout: float) -> None:
+        """Stop admitting events and wait (at most `timeout`) for those in flight."""
+        self.draining = True
+        in_flight = sum(gate.in_flight for gate in self._gates.values())
+        if not in_flight:
+            return
+        log.info("draining events in flight", count=in_flight)
+        idle = asyncio.gather(*(gate.wait_idle() for gate in self._gates.values()))
+        try:
+            await asyncio.wait_for(idle, timeout)
+        except TimeoutError:
+            log.warning("events still in flight at shutdown; they will be redone")
 
     async def close(self) -> None:
         for gate in self._gates.values():
@@ -434,6 +456,9 @@ class StageRuntime:
             key=message.key,
             value=event.value,
         )
+
+        if self.draining:
+            return  # not acked: whoever owns the partition next handles it
 
         async def work() -> None:
             if self.fatal is not None:

@@ -45,7 +45,17 @@ def build_app(
     chosen = tuple(stages) if stages else topology.STAGES
     for name in chosen:
         topology.agent(name)
-    app = faust.App(
+    datadir = settings.home / "faust" / settings.worker_group_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+
+    class PiaoxiApp(faust.App):
+        async def on_stop(self) -> None:
+            # Before the consumer stops and commits: admit nothing new, let the events in
+            # flight finish and be acked, so their offsets are committed with the rest.
+            await runtime.drain(timeout=settings.page_timeout_s + 10.0)
+            await super().on_stop()
+
+    app = PiaoxiApp(
         settings.worker_group_id,
         broker=broker_urls(settings.kafka_bootstrap),
         processing_guarantee="at_least_once",
@@ -63,10 +73,12 @@ def build_app(
         key_serializer="raw",
         value_serializer="raw",
         autodiscover=False,
-        datadir=str(settings.home / "faust" / settings.worker_group_id),
-        # Rebalances wait for in-flight events to finish (fewer duplicates); pages are
-        # bounded by page_timeout_s, so this cannot hang.
-        stream_wait_empty=True,
+        datadir=str(datadir),
+        # faust's own wait for unacked messages can hang on an event that is never acked
+        # (a worker stopping on a fatal error). The runtime drains its in-flight work itself
+        # before the consumer stops (`PiaoxiApp.on_stop`); on a rebalance, work of revoked
+        # partitions finishes and may be redone by the new owner (at-least-once).
+        stream_wait_empty=False,
     )
     topics = Topics.from_settings(settings)
     runtime = StageRuntime(settings, app=app, stages=chosen)

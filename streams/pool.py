@@ -167,6 +167,7 @@ class StagePool:
         # spawn, not fork: the worker process runs threads (aiokafka, the loop's executor).
         self._ctx = mp.get_context(start_method)
         self._free: asyncio.Queue[_Slot] | None = None
+        self._starting: asyncio.Future[None] | None = None
         self._all: set[_Slot] = set()
         self._threads = ThreadPoolExecutor(max_workers=size, thread_name_prefix="stage-pool")
         self._lock = threading.Lock()
@@ -174,14 +175,20 @@ class StagePool:
         self.replaced = 0  # processes killed and replaced (timeouts, deaths)
 
     async def start(self) -> None:
-        """Start every child process (in threads: spawning takes a moment)."""
+        """Start every child process (in threads: spawning takes a moment). Idempotent."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._free = asyncio.Queue()
+        free: asyncio.Queue[_Slot] = asyncio.Queue()
         slots = await asyncio.gather(
             *(loop.run_in_executor(self._threads, self._new_slot) for _ in range(self.size))
         )
         for slot in slots:
-            self._free.put_nowait(slot)
+            free.put_nowait(slot)
+        self._free = free
         log.info("stage pool started", size=self.size, pid=os.getpid())
 
     def _new_slot(self) -> _Slot:
