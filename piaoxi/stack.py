@@ -119,21 +119,41 @@ def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
 
 
 def who_listens(port: int) -> str:
-    """A human description of the process listening on a port, when the OS tells us."""
+    """A human description of the process listening on a port, when the OS tells us.
+
+    When it is a service of another piaoxi stack, say whose home, so the reader knows to
+    share that stack (same PIAOXI_HOME) or to choose other ports.
+    """
     try:
         import psutil
 
         for conn in psutil.net_connections(kind="tcp"):
             if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
-                if conn.pid:
-                    with contextlib.suppress(psutil.Error):
-                        proc = psutil.Process(conn.pid)
-                        return f"pid {conn.pid} ({proc.name()})"
+                if not conn.pid:
+                    return "another process"
+                try:
+                    proc = psutil.Process(conn.pid)
+                    text = f"pid {conn.pid} ({proc.name()})"
+                    home = _stack_home_of(proc)
+                except psutil.Error:
                     return f"pid {conn.pid}"
-                return "another process"
+                if home is not None:
+                    text += f" of the piaoxi stack in {home} (to share it, set PIAOXI_HOME={home})"
+                return text
     except Exception:  # permissions, platform: the message stays useful without it
         pass
     return "another process"
+
+
+def _stack_home_of(proc: Any) -> Path | None:
+    """The PIAOXI_HOME of a process some `piaoxi stack up` started, else None."""
+    for candidate in (Path(proc.cwd()),):
+        run = candidate / "run"
+        for pid_file in run.glob("*.json") if run.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+                if json.loads(pid_file.read_text())["pid"] == proc.pid:
+                    return candidate
+    return None
 
 
 def _tail(path: Path, lines: int = 15) -> str:
