@@ -7,7 +7,8 @@ key out, with every edit recorded so any cleaned offset maps back to the raw tex
   newline normalisation (CR/LF), full-width letters and digits to half width, OCR noise
   dropped (stray symbols), punctuation normalised (half-width marks next to CJK become
   full width, curly quotes become corner brackets, vertical presentation forms), marks
-  repeated by the scanner collapsed, variant characters folded (our reviewed table
+  repeated by the scanner collapsed, known OCR confusions fixed in an unambiguous context
+  (日 before ：or 「 is 曰), variant characters folded (our reviewed table
   `data/variants_reviewed.tsv`, then the Unihan-derived `data/variants_unihan.tsv`),
   spaces inside CJK text removed, lines broken by the page rejoined;
 - `search_key` is `cleaned_text` converted to simplified characters by OpenCC (t2s),
@@ -79,6 +80,7 @@ class Rules:
     noise: frozenset[str]
     repeat: frozenset[str]
     variants: dict[str, tuple[str, str]]  # char -> (replacement, kind)
+    confusion: dict[str, tuple[str, frozenset[str]]]  # char -> (replacement, next chars)
 
 
 def _decode_cell(cell: str) -> str:
@@ -100,6 +102,7 @@ def load_rules() -> Rules:
     width: dict[str, str] = {}
     noise: set[str] = set()
     repeat: set[str] = set()
+    confusion: dict[str, tuple[str, frozenset[str]]] = {}
     for row in _tsv_rows(DATA / "clean_rules.tsv"):
         rule, source, target, context = row[0], _decode_cell(row[1]), _decode_cell(row[2]), row[3]
         if rule == "punct":
@@ -110,6 +113,8 @@ def load_rules() -> Rules:
             noise.add(source)
         elif rule == "repeat":
             repeat.add(source)
+        elif rule == "confusion":
+            confusion[source] = (target, frozenset(context.removeprefix("next:")))
         else:
             raise ValueError(f"unknown cleaning rule {rule!r} in clean_rules.tsv")
     variants: dict[str, tuple[str, str]] = {}
@@ -119,7 +124,7 @@ def load_rules() -> Rules:
             variants[row[0]] = (row[1], "variant")
     for row in _tsv_rows(DATA / "variants_reviewed.tsv"):  # reviewed entries win
         variants[row[0]] = (row[1], "variant")
-    return Rules(punct, width, frozenset(noise), frozenset(repeat), _close(variants))
+    return Rules(punct, width, frozenset(noise), frozenset(repeat), _close(variants), confusion)
 
 
 def _close(table: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
@@ -241,28 +246,43 @@ def _pass_chars(work: _Work, rules: Rules, drop_noise: bool) -> None:
 
 
 def _pass_punct(work: _Work, rules: Rules) -> None:
-    vis = work.visible()
-    out = work.out
-    for k, i in enumerate(vis):
-        ch = out[i]
-        rule = rules.punct.get(ch)
-        if rule is None:
-            continue
-        target, context = rule
-        if context == "cjk":
+    """Context-free marks first, then marks next to CJK until nothing changes (a converted
+    mark is CJK context for its neighbour), so a second cleaning finds nothing to do."""
+    for i in work.visible():
+        rule = rules.punct.get(work.out[i])
+        if rule is not None and rule[1] == "always":
+            work.set(i, rule[0], "punct")
+    changed = True
+    while changed:
+        changed = False
+        vis = work.visible()
+        for k, i in enumerate(vis):
+            ch = work.out[i]
+            rule = rules.punct.get(ch)
+            if rule is None or rule[1] != "cjk":
+                continue
             before, after = _neighbours(work, vis, k)
             if not (is_cjk(before) or is_cjk(after)):
                 continue
             if ch in ".," and before.isdigit() and after.isdigit():
                 continue  # 3.5, 1,000
-        work.set(i, target, "punct")
+            work.set(i, rule[0], "punct")
+            changed = True
+
+
+def _pass_confusion(work: _Work, rules: Rules) -> None:
+    vis = work.visible()
+    for k, i in enumerate(vis):
+        rule = rules.confusion.get(work.out[i])
+        if rule is not None and _neighbours(work, vis, k)[1] in rule[1]:
+            work.set(i, rule[0], "confusion")
 
 
 def _pass_repeat(work: _Work, rules: Rules) -> None:
     previous = ""
     for i in work.visible():
         ch = work.out[i]
-        if ch.isspace() and ch != "\n":
+        if ch.isspace():  # newlines too: the line may be rejoined below
             continue
         if ch in rules.repeat and ch == previous:
             work.set(i, "", "repeat")
@@ -337,11 +357,10 @@ def _pass_lines(work: _Work) -> None:
         work.set(i, " " if latin and after[:1].isalnum() else "", "linebreak")
     # trailing newlines at the end of the page
     for k in reversed(breaks):
-        i = vis[k]
-        if out[i] == "\n" and all(not out[j] for j in vis[k + 1 :]):
-            work.set(i, "", "newline")
-        else:
+        if any(out[j] for j in vis[k + 1 :]):
             break
+        if out[vis[k]]:
+            work.set(vis[k], "", "newline")
 
 
 def _edits(work: _Work) -> tuple[str, list[TextEdit]]:
@@ -388,6 +407,7 @@ def clean_page(raw: str, *, layout: str = "horizontal", drop_noise: bool = True)
     _pass_newlines(work)
     _pass_chars(work, rules, drop_noise)
     _pass_punct(work, rules)
+    _pass_confusion(work, rules)
     _pass_repeat(work, rules)
     _pass_spaces(work)
     _pass_lines(work)

@@ -1,0 +1,124 @@
+"""Layout detection and reading order (synthetic boxes), and OCR of rendered sample pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.clean import clean_page
+from streams.errors import UnknownEngine
+from streams.extract import extract_pages
+from streams.layout import Box, OcrLine, detect_layout, order_lines, resolve_layout
+from streams.ocr import engine_version, parse_engine
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+
+
+def line(text: str, x0: float, y0: float, x1: float, y1: float) -> OcrLine:
+    return OcrLine(text=text, confidence=0.9, box=Box(x0, y0, x1, y1))
+
+
+def cer(truth: str, hypothesis: str) -> float:
+    """Character error rate (Levenshtein distance / truth length), whitespace ignored."""
+    ref, hyp = "".join(truth.split()), "".join(hypothesis.split())
+    previous = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        current = [i] + [0] * len(hyp)
+        for j, h in enumerate(hyp, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
+        previous = current
+    return previous[-1] / max(1, len(ref))
+
+
+# --- layout (pure) -------------------------------------------------------------------------
+
+
+def test_tall_boxes_make_a_vertical_page_and_wide_ones_a_horizontal_page() -> None:
+    columns = [line("學而時習之", 300 - 50 * i, 10, 340 - 50 * i, 250) for i in range(4)]
+    rows = [line("學而時習之", 10, 10 + 50 * i, 250, 50 + 50 * i) for i in range(4)]
+    assert detect_layout(columns) == "vertical"
+    assert detect_layout(rows) == "horizontal"
+    assert detect_layout([]) == "horizontal"
+    # single characters say nothing about the layout
+    assert detect_layout([line("子", 0, 0, 10, 40), *rows]) == "horizontal"
+    assert resolve_layout("vertical", rows) == "vertical"
+    assert resolve_layout("auto", columns) == "vertical"
+
+
+def test_vertical_columns_read_right_to_left_and_top_to_bottom() -> None:
+    # three columns, given in a scrambled order; the middle one is broken in two pieces
+    lines = [
+        line("左", 10, 0, 50, 300),
+        line("中下", 110, 160, 150, 300),
+        line("右", 210, 0, 250, 300),
+        line("中上", 112, 0, 148, 140),
+    ]
+    ordered = order_lines(lines, "vertical")
+    assert [ln.text for ln in ordered] == ["右", "中上", "中下", "左"]
+    assert [ln.order for ln in ordered] == [0, 1, 2, 3]
+
+
+def test_horizontal_rows_read_top_to_bottom_and_left_to_right() -> None:
+    lines = [
+        line("二右", 210, 60, 400, 100),
+        line("一", 10, 0, 400, 40),
+        line("二左", 10, 62, 200, 98),
+        line("三", 10, 120, 400, 160),
+    ]
+    assert [ln.text for ln in order_lines(lines, "horizontal")] == ["一", "二左", "二右", "三"]
+
+
+def test_slightly_skewed_columns_stay_apart() -> None:
+    lines = [line(f"列{i}", 400 - 60 * i + 5 * (i % 2), 20, 440 - 60 * i, 600) for i in range(6)]
+    ordered = order_lines(list(reversed(lines)), "vertical")
+    assert [ln.text for ln in ordered] == [f"列{i}" for i in range(6)]
+
+
+def test_engine_names_are_validated() -> None:
+    assert parse_engine(None) == ("rapidocr", None)
+    assert parse_engine("tesseract:chi_sim") == ("tesseract", "chi_sim")
+    with pytest.raises(UnknownEngine, match="rapidocr"):
+        parse_engine("abbyy")
+    assert engine_version("rapidocr").startswith("rapidocr 3.")
+
+
+# --- OCR of rendered pages (slow: a few pages only) ------------------------------------------
+
+
+@pytest.mark.slow
+def test_rendered_horizontal_page_is_recognised_with_low_error_rate() -> None:
+    page = extract_pages((SAMPLES / "guwen-horizontal.jpg").read_bytes())[0]
+    truth = (SAMPLES / "truth" / "guwen-horizontal-jpg.txt").read_text(encoding="utf-8")
+    assert (page.source, page.layout, page.engine) == ("ocr", "horizontal", "rapidocr")
+    assert cer(truth, page.text) < 0.03
+    assert all(0.0 <= ln.confidence <= 1.0 and ln.box.width > 0 for ln in page.lines)
+
+    serif = extract_pages((SAMPLES / "guwen-horizontal.png").read_bytes())[0]
+    serif_truth = (SAMPLES / "truth" / "guwen-horizontal.txt").read_text(encoding="utf-8")
+    cleaned = clean_page(serif.text, layout=serif.layout).cleaned_text
+    assert cer(clean_page(serif_truth).cleaned_text, cleaned) < 0.03
+
+
+@pytest.mark.slow
+def test_vertical_page_comes_out_in_reading_order() -> None:
+    page = extract_pages((SAMPLES / "guwen-vertical.png").read_bytes())[0]
+    columns = (SAMPLES / "truth" / "guwen-vertical.txt").read_text(encoding="utf-8").split()
+    assert page.layout == "vertical"
+    assert len(page.lines) == len(columns)
+    for ocr_line, column in zip(page.lines, columns, strict=True):
+        # each recognised column is closest to the truth column in the same position
+        distances = [cer(candidate, ocr_line.text) for candidate in columns]
+        assert distances.index(min(distances)) == columns.index(column)
+    assert [ln.order for ln in page.lines] == list(range(len(columns)))
+    xs = [ln.box.cx for ln in page.lines]
+    assert xs == sorted(xs, reverse=True)
+
+
+@pytest.mark.slow
+def test_tesseract_reads_a_vertical_page_with_its_vertical_model() -> None:
+    page = extract_pages((SAMPLES / "guwen-vertical.jpg").read_bytes(), ocr_engine="tesseract")[0]
+    truth = (SAMPLES / "truth" / "guwen-vertical-jpg.txt").read_text(encoding="utf-8")
+    assert page.engine == "tesseract" and page.engine_version.startswith("tesseract 5")
+    assert page.layout == "vertical"
+    assert cer(truth, page.text) < 0.35
