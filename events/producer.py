@@ -9,7 +9,8 @@
 - the object store or broker being down is retried with backoff, then `UploadFailed`;
   an event is never published before its blob is stored.
 
-Re-uploads are recognised without a database. Two small JSON objects in the same bucket:
+Re-uploads are recognised without a database. Two small JSON objects in the same bucket
+(under `records/<topic prefix>/` when a topic prefix is set: they describe that event log):
 
 - `owners/<owner, url-quoted>/<sha256>.json` — the dedupe record: which document (id and
   version) this owner's content became, and whether its event was published. It is
@@ -33,6 +34,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import threading
 import time
 import uuid
@@ -143,12 +145,19 @@ def blob_key(sha256: str) -> str:
     return f"blobs/{sha256}"
 
 
-def dedupe_key(owner: str, sha256: str) -> str:
-    return f"owners/{quote(owner, safe='')}/{sha256}.json"
+def records_prefix(settings: Settings) -> str:
+    """Where the dedupe and document records of this deployment live: they describe its
+    event log, so a topic prefix (a separate log) gets its own records."""
+    namespace = settings.topic_prefix.rstrip(".")
+    return f"records/{quote(namespace, safe='')}/" if namespace else ""
 
 
-def document_key(document_id: str) -> str:
-    return f"documents/{quote(document_id, safe='')}.json"
+def dedupe_key(settings: Settings, owner: str, sha256: str) -> str:
+    return f"{records_prefix(settings)}owners/{quote(owner, safe='')}/{sha256}.json"
+
+
+def document_key(settings: Settings, document_id: str) -> str:
+    return f"{records_prefix(settings)}documents/{quote(document_id, safe='')}.json"
 
 
 class Uploader:
@@ -203,7 +212,10 @@ class Uploader:
             {
                 "bootstrap.servers": self.settings.kafka_bootstrap,
                 "acks": "all",
-                "enable.idempotence": False,  # the local broker has no idempotent producer
+                "enable.idempotence": False,
+                "logger": logging.getLogger(
+                    "kafka.rdkafka"
+                ),  # the local broker has no idempotent producer
                 "linger.ms": 1,
                 "message.timeout.ms": int(self.delivery_timeout_s * 1000),
                 "retry.backoff.ms": 200,
@@ -495,7 +507,7 @@ class Uploader:
             )
         sha256 = await asyncio.to_thread(_sha256, data) if len(data) > 1 << 20 else _sha256(data)
         key = blob_key(sha256)
-        owner_key = dedupe_key(owner, sha256)
+        owner_key = dedupe_key(self.settings, owner, sha256)
         seen, blob_existed = await asyncio.gather(
             self._s3_call("reading the dedupe record", lambda: self._get_json(owner_key)),
             self._s3_call("checking the blob", lambda: self._blob_exists(key)),
@@ -522,7 +534,8 @@ class Uploader:
             version = int(seen["document_version"])
             event_id = str(seen["event_id"])
             document = await self._s3_call(
-                "reading the document record", lambda: self._get_json(document_key(resumed))
+                "reading the document record",
+                lambda: self._get_json(document_key(self.settings, resumed)),
             )
         elif document_id is None:
             document_id = str(uuid.uuid4())
@@ -531,7 +544,8 @@ class Uploader:
         else:
             wanted = document_id
             document = await self._s3_call(
-                "reading the document record", lambda: self._get_json(document_key(wanted))
+                "reading the document record",
+                lambda: self._get_json(document_key(self.settings, wanted)),
             )
             if document is not None and document.get("owner") != owner:
                 raise UploadRefused(subject, f"document {document_id} belongs to another owner")
@@ -587,7 +601,7 @@ class Uploader:
             ),
             self._s3_call(
                 "writing the document record",
-                lambda: self._put_json(document_key(document_id), document_record),
+                lambda: self._put_json(document_key(self.settings, document_id), document_record),
             ),
         )
         return UploadResult(
@@ -607,7 +621,8 @@ class Uploader:
     async def retract(self, document_id: str, *, owner: str, reason: str) -> DocumentRetracted:
         """Publish DocumentRetracted for the owner's document and forget its dedupe records."""
         document = await self._s3_call(
-            "reading the document record", lambda: self._get_json(document_key(document_id))
+            "reading the document record",
+            lambda: self._get_json(document_key(self.settings, document_id)),
         )
         if document is None:
             raise UploadRefused(document_id, "unknown document")
@@ -626,13 +641,15 @@ class Uploader:
             await self._s3_call(
                 "forgetting the dedupe record",
                 functools.partial(
-                    self._s3.remove_object, self.settings.s3_bucket, dedupe_key(owner, sha)
+                    self._s3.remove_object,
+                    self.settings.s3_bucket,
+                    dedupe_key(self.settings, owner, sha),
                 ),
             )
         retracted = {**document, "retracted": True}
         await self._s3_call(
             "writing the document record",
-            lambda: self._put_json(document_key(document_id), retracted),
+            lambda: self._put_json(document_key(self.settings, document_id), retracted),
         )
         return event
 

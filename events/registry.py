@@ -21,6 +21,7 @@ Subject naming is RecordNameStrategy: the subject is the record's full name, e.g
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -228,6 +229,7 @@ class EmbeddedRegistry:
                     **self._client_config(),
                     "acks": "all",
                     "enable.idempotence": False,
+                    "logger": logging.getLogger("kafka.rdkafka"),
                     "linger.ms": 0,
                     "message.timeout.ms": 15000,
                 }
