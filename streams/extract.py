@@ -127,6 +127,8 @@ class PageResult:
     encoding_uncertain: bool = False
     image_size: tuple[int, int] | None = None  # (width, height) of the OCR'd image
     notes: list[str] = field(default_factory=list)
+    # The rendered page as JPEG when a PDF page was rendered and `keep_rendered` was asked.
+    rendered_jpeg: bytes | None = None
 
 
 # --- sniffing -------------------------------------------------------------------------------
@@ -618,12 +620,17 @@ def _chunk(text: str, size: int) -> list[str]:
 
 
 def process_page(
-    source: PageSource, *, engine: str | None = None, layout: LayoutRequest = "auto"
+    source: PageSource,
+    *,
+    engine: str | None = None,
+    layout: LayoutRequest = "auto",
+    keep_rendered: bool = False,
 ) -> PageResult:
     """Turn one page source into text and lines: OCR for images, pass-through for text.
 
     `layout` ("auto", "horizontal", "vertical") overrides the source's hint; `engine` is an
-    OCR engine name (see `streams.ocr`), ignored for text pages.
+    OCR engine name (see `streams.ocr`), ignored for text pages. With `keep_rendered`, a
+    rendered PDF page comes back as JPEG in `rendered_jpeg` (to store beside the text).
     """
     requested: LayoutRequest = layout if layout != "auto" else source.layout_hint
     if source.payload_kind == "text":
@@ -631,6 +638,11 @@ def process_page(
     what = f"page {source.page_number}"
     image = _page_image(source, what)
     output = ocr.recognize(image, engine=engine, layout=requested)
+    rendered = None
+    if keep_rendered and source.payload_kind == "pdf":
+        buffer = io.BytesIO()
+        image.convert("L").save(buffer, format="JPEG", quality=85)
+        rendered = buffer.getvalue()
     return PageResult(
         page_number=source.page_number,
         page_count=source.page_count,
@@ -641,6 +653,7 @@ def process_page(
         layout=output.layout,
         source=source.source,
         image_size=image.size,
+        rendered_jpeg=rendered,
     )
 
 
@@ -671,7 +684,7 @@ def _text_result(source: PageSource, requested: LayoutRequest) -> PageResult:
 
 def _page_image(source: PageSource, what: str) -> Image.Image:
     if source.payload_kind == "pdf":
-        return _render_pdf_page(source, what)
+        return render_pdf_page(source, what)
     image = _open_image(source.payload, what)
     _check_pixels(image.size, source.max_image_pixels, what)
     try:
@@ -685,7 +698,8 @@ def _page_image(source: PageSource, what: str) -> Image.Image:
     return ImageOps.exif_transpose(image) or image
 
 
-def _render_pdf_page(source: PageSource, what: str) -> Image.Image:
+def render_pdf_page(source: PageSource, what: str = "the page") -> Image.Image:
+    """Render a one-page PDF source to a grayscale image within its pixel limit."""
     import pypdfium2 as pdfium
 
     try:
@@ -708,6 +722,9 @@ def _render_pdf_page(source: PageSource, what: str) -> Image.Image:
     finally:
         page.close()
         document.close()
+
+
+_render_pdf_page = render_pdf_page  # the name the worker used first
 
 
 def extract_pages(
