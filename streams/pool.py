@@ -54,6 +54,12 @@ class RemoteTaskError(Exception):
         self.message = message
 
 
+_READY = "ready"
+# How long a new child may take to import and warm up (load OCR models) before it counts
+# as dead. Task deadlines start only once the child is ready.
+READY_TIMEOUT_S = 180.0
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this child when its parent dies (e.g. the worker is SIGKILLed)."""
     try:
@@ -76,6 +82,10 @@ def _child_main(conn: Connection, initializer: Callable[[], None] | None) -> Non
             initializer()
         except Exception:  # a broken warm-up shows again in the first real task
             traceback.print_exc()
+    try:
+        conn.send(_READY)
+    except (BrokenPipeError, OSError):
+        return
     while True:
         try:
             message = conn.recv()
@@ -112,6 +122,17 @@ class _Slot:
         )
         self.process.start()
         child_conn.close()
+        if not self.conn.poll(READY_TIMEOUT_S):
+            self.kill()
+            raise WorkerDied(f"pool process did not get ready in {READY_TIMEOUT_S:.0f} s")
+        try:
+            ready = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            self.kill()
+            raise WorkerDied(f"pool process died while starting: {exc}") from exc
+        if ready != _READY:
+            self.kill()
+            raise WorkerDied(f"pool process said {ready!r} instead of ready")
 
     def call(self, payload: tuple[Any, ...], timeout: float | None) -> tuple[bool, Any]:
         """Blocking round trip (runs in a thread): send the task, wait for its reply."""
@@ -208,7 +229,15 @@ class StagePool:
         self.replaced += 1
         if self._closed or self._free is None:
             return
-        new = await loop.run_in_executor(None, self._new_slot)
+        for attempt in range(1, 6):
+            try:
+                new = await loop.run_in_executor(None, self._new_slot)
+                break
+            except PoolError as exc:
+                log.error("stage pool process failed to start", error=str(exc), attempt=attempt)
+                await asyncio.sleep(min(30.0, 2.0**attempt))
+        else:
+            return  # the pool runs one slot short; every later task still gets a slot
         if self._closed:
             await loop.run_in_executor(None, self._discard, new)
             return

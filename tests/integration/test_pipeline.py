@@ -89,25 +89,21 @@ def bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
     )
 
 
-def create_topics(settings: Settings) -> None:
+async def create_topics(settings: Settings) -> None:
     """Create the deployment's topics (as the worker would) so consumers can subscribe."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
     from streams.app import TOPIC_PARTITIONS
 
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        await admin.start()
-        try:
-            topics = Topics.from_settings(settings)
-            for name in topics.event_topics():
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics([NewTopic(name, TOPIC_PARTITIONS, 1)])
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        for name in Topics.from_settings(settings).event_topics():
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(name, TOPIC_PARTITIONS, 1)])
+    finally:
+        await admin.close()
 
 
 class Producer:
@@ -320,7 +316,7 @@ def pipeline_settings(stack: Settings) -> Settings:
     from piaoxi.stack import isolated_settings
 
     settings = isolated_settings(stack)
-    create_topics(settings)
+    asyncio.run(create_topics(settings))
     return settings
 
 
