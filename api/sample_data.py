@@ -328,3 +328,77 @@ def put_sample_image(settings: Settings) -> None:
     client.put_object(
         settings.s3_bucket, IMAGE_KEY, io.BytesIO(data), len(data), content_type="image/png"
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ApiServer:
+    """`piaoxi api` in a child process on a free port, with `settings` in its environment.
+
+    A context manager: waits until /health/live answers, stops the process (by its pid)
+    on exit. For tests and benchmarks that need a real HTTP server.
+    """
+
+    def __init__(self, settings: Settings, *, port: int | None = None, workers: int = 1) -> None:
+        self.settings = settings
+        self.port = port or free_port()
+        self.workers = workers
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: Any = None
+        self.log: Any = None
+
+    def __enter__(self) -> ApiServer:
+        import os
+        import subprocess
+        import sys
+        import tempfile
+        import time
+        from pathlib import Path
+
+        import httpx
+
+        cli = Path(sys.executable).with_name("piaoxi")
+        env = {**os.environ, **self.settings.as_env(), "PIAOXI_LOG_LEVEL": "WARNING"}
+        # A file, not a pipe: a chatty server must never block on a full pipe.
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(
+            [str(cli), "api", "--port", str(self.port), "--workers", str(self.workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                err = self.log.read().decode(errors="replace")[-2000:]
+                raise RuntimeError(f"piaoxi api exited with {self.process.returncode}: {err}")
+            try:
+                if httpx.get(f"{self.base_url}/health/live", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.__exit__(None, None, None)
+        raise RuntimeError("piaoxi api did not come up within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        import subprocess
+
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+        self.log.close()
+        self.process = None

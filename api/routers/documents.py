@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from api import queries
@@ -207,7 +207,7 @@ async def document_detail(
                 has_text=p["has_text"],
                 has_cleaned=p["has_cleaned"],
                 has_entities=p["has_entities"],
-                has_image=p["has_image"] or _whole_blob_is_page_image(row, p["page_number"]),
+                has_image=p["has_image"],
             )
             for p in await queries.page_list(conn, document_id, version)
         ],
@@ -216,15 +216,6 @@ async def document_detail(
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-def _whole_blob_is_page_image(doc: asyncpg.Record, page_number: int) -> bool:
-    """A single-page PNG/JPEG upload is its own page image."""
-    return (
-        page_number == 1
-        and doc["media_type"] in ("image/png", "image/jpeg")
-        and (doc["page_count"] or 1) == 1
-    )
 
 
 @router.get(
@@ -248,7 +239,7 @@ async def page_detail(
     if page is None:
         raise not_found("Page")
     entities = await queries.page_entities(conn, document_id, version, page_number)
-    has_image = page["image_blob_key"] is not None or _whole_blob_is_page_image(doc, page_number)
+    has_image = page["image_blob_key"] is not None
     return PageDetail(
         document_id=document_id,
         version=version,
@@ -291,20 +282,18 @@ async def page_detail(
 )
 async def get_page_image(
     document_id: DocumentId, page_number: PageNumber, conn: Conn, caller: Caller, state: State
-) -> StreamingResponse:
+) -> Response:
     doc = await visible_document(conn, caller, document_id)
     page = await queries.get_page(conn, document_id, doc["current_version"], page_number)
     if page is None:
         raise not_found("Page")
     key = page["image_blob_key"]
-    if key is None and _whole_blob_is_page_image(doc, page_number):
-        key = doc["blob_key"]
     if key is None:
         raise not_found("Page image")
     return await stream_blob(state, key, fallback_type=doc["media_type"])
 
 
-async def stream_blob(state: AppState, key: str, *, fallback_type: str | None) -> StreamingResponse:
+async def stream_blob(state: AppState, key: str, *, fallback_type: str | None) -> Response:
     """Stream one object of the blob bucket (the minio client is blocking: a thread)."""
     from minio.error import S3Error
 
@@ -317,9 +306,20 @@ async def stream_blob(state: AppState, key: str, *, fallback_type: str | None) -
         raise BackendUnavailable("s3", exc.code or "error") from exc
     except Exception as exc:  # urllib3 connection errors and the like
         raise BackendUnavailable("s3", type(exc).__name__) from exc
-    media_type = response.headers.get("content-type") or fallback_type or "image/png"
-    if media_type == "binary/octet-stream" or not media_type.startswith("image/"):
-        media_type = _sniff_type(fallback_type)
+    media_type = response.headers.get("content-type") or ""
+    if not media_type.startswith("image/"):
+        media_type = _type_from_key(key) or _sniff_type(fallback_type)
+    if media_type == "image/tiff" or key.endswith((".tif", ".tiff")):
+        # Browsers do not show TIFF: convert the page to PNG (bounded size, in a thread).
+        try:
+            data = await run_in_threadpool(_read_bounded, response, MAX_TIFF_BYTES)
+        finally:
+            response.close()
+            response.release_conn()
+        png = await run_in_threadpool(_tiff_to_png, data)
+        return Response(
+            png, media_type="image/png", headers={"Cache-Control": "private, max-age=300"}
+        )
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -338,3 +338,42 @@ async def stream_blob(state: AppState, key: str, *, fallback_type: str | None) -
 
 def _sniff_type(fallback: str | None) -> str:
     return fallback if fallback and fallback.startswith("image/") else "image/png"
+
+
+MAX_TIFF_BYTES = 64 * 1024 * 1024
+_SUFFIX_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}
+
+
+def _type_from_key(key: str) -> str | None:
+    for suffix, media_type in _SUFFIX_TYPES.items():
+        if key.endswith(suffix):
+            return media_type
+    if key.endswith((".tif", ".tiff")):
+        return "image/tiff"
+    return None
+
+
+def _read_bounded(response: Any, limit: int) -> bytes:
+    chunks, size = [], 0
+    for chunk in response.stream(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", "The page image is too large to convert.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _tiff_to_png(data: bytes) -> bytes:
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            out = io.BytesIO()
+            image.convert("RGB" if image.mode not in ("L", "RGB") else image.mode).save(
+                out, format="PNG"
+            )
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise ApiError(415, "unsupported_media_type", "The page image cannot be read.") from exc
+    return out.getvalue()

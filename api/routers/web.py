@@ -244,7 +244,7 @@ async def _document_list(
             result = await queries.list_documents(conn, caller, filters, limit=50, cursor=cursor)
     except ApiError as exc:
         return _error_page(request, exc)
-    page = {"items": [summary_from_row(r) for r in result.rows]}
+    documents = [summary_from_row(r) for r in result.rows]
     next_url = None
     if result.next_cursor:
         pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
@@ -252,7 +252,7 @@ async def _document_list(
     return _render(
         request,
         "documents.html",
-        {"nav": nav, "heading": heading, "page": page, "next_url": next_url},
+        {"nav": nav, "heading": heading, "documents": documents, "next_url": next_url},
     )
 
 
