@@ -13,8 +13,8 @@ import dataclasses
 import types
 import typing
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any, ClassVar, Literal, Self, TypeAlias, Union
 
 Stage: TypeAlias = Literal["uploader", "extract", "clean", "entities", "projector", "replay", "api"]
@@ -33,60 +33,99 @@ def utc_now() -> datetime:
 
 
 # --------------------------------------------------------------------------------------
-# generic dict <-> dataclass conversion, driven by the type hints
+# dict <-> dataclass conversion, compiled once per class from its type hints
 # --------------------------------------------------------------------------------------
 
-
-def _to_avro_value(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_avro_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, list | tuple):
-        return [_to_avro_value(v) for v in value]
-    return value
+Converter = Callable[[Any], Any]
 
 
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _from_avro_value(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
+def _nested_record(hint: Any) -> type | None:
+    """The dataclass inside `hint` (X, X | None), if any."""
+    if typing.get_origin(hint) in (Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _from_avro_value(args[0], value) if len(args) == 1 else value
-    if origin is list:
-        (item,) = typing.get_args(hint)
-        return [_from_avro_value(item, v) for v in value]
+        hint = args[0] if len(args) == 1 else None
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _record_from_dict(hint, value)
-    if hint is datetime and isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+        return hint
+    return None
 
 
-def _record_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    hints = _hints(cls)
-    kwargs = {
-        f.name: _from_avro_value(hints[f.name], data[f.name])
-        for f in dataclasses.fields(cls)
-        if f.name in data
-    }
-    return cls(**kwargs)
+def _field_converters(hint: Any) -> tuple[Converter, Converter] | None:
+    """(to_avro, from_avro) for a field's value; None when the value passes unchanged."""
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        inner = _field_converters(item)
+        if inner is None:
+            return list, list
+        to_item, from_item = inner
+        return (
+            lambda values: [to_item(v) for v in values],
+            lambda values: [from_item(v) for v in values],
+        )
+    record = _nested_record(hint)
+    if record is not None:
+        optional = record is not hint
+        to_dict, from_dict = _record_codec(record)
+        if optional:
+            return (
+                lambda v: None if v is None else to_dict(v),
+                lambda v: None if v is None else from_dict(v),
+            )
+        return to_dict, from_dict
+    if hint is datetime:
+        return (lambda v: v), (lambda v: v if v.tzinfo is not None else v.replace(tzinfo=UTC))
+    return None
+
+
+_record_codecs: dict[type, tuple[Converter, Converter]] = {}
+
+
+def _record_codec(cls: type) -> tuple[Converter, Converter]:
+    """(to_avro, from_avro) functions for one record class (built once)."""
+    found = _record_codecs.get(cls)
+    if found is None:
+        found = _record_codecs[cls] = _build_record_codec(cls)
+    return found
+
+
+def _build_record_codec(cls: type) -> tuple[Converter, Converter]:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    converters = {name: c for name in names if (c := _field_converters(hints[name]))}
+    post_init = getattr(cls, "__post_init__", None)
+
+    def to_avro(obj: Any) -> dict[str, Any]:
+        data = dict(obj.__dict__)
+        for name, (to_value, _) in converters.items():
+            data[name] = to_value(data[name])
+        return data
+
+    def from_avro(data: dict[str, Any]) -> Any:
+        values = {name: data[name] for name in names if name in data}
+        for name, (_, from_value) in converters.items():
+            if name in values:
+                values[name] = from_value(values[name])
+        if len(values) != len(names):
+            return cls(**values)  # fields unknown to the schema: let defaults apply
+        # every field present: build the frozen instance without per-field setattr
+        obj: Any = object.__new__(cls)
+        obj.__dict__.update(values)
+        if post_init is not None:
+            post_init(obj)
+        return obj
+
+    return to_avro, from_avro
 
 
 class _AvroRecord:
     """Mixin: `to_avro()` / `from_avro()` for a (possibly nested) dataclass record."""
 
     def to_avro(self) -> dict[str, Any]:
-        result: dict[str, Any] = _to_avro_value(self)
+        result: dict[str, Any] = _record_codec(type(self))[0](self)
         return result
 
     @classmethod
     def from_avro(cls, data: dict[str, Any]) -> Self:
-        result: Self = _record_from_dict(cls, data)
+        result: Self = _record_codec(cls)[1](data)
         return result
 
 
