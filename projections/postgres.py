@@ -738,3 +738,34 @@ class ReadModelProjection:
                 payload,
             )
         await conn.execute(_TOMBSTONE, payload)
+
+
+READ_MODEL_TABLES: tuple[tuple[str, str], ...] = (
+    ("documents", "document_id"),
+    ("document_versions", "document_id, document_version"),
+    ("pages", "document_id, document_version, page_number"),
+    ("page_versions", "event_id"),
+    ("entities", "document_id, document_version, page_number, ordinal"),
+    ("failures", "event_id"),
+    ("processing_status", "document_id, stage"),
+    ("processing_log", "event_id"),
+    ("retractions", "document_id"),
+)
+"""The read-model tables (not checkpoints, lag or outbox) and their keys, in order."""
+
+
+async def read_model_digest(
+    conn: asyncpg.Connection, *, ignore: tuple[str, ...] = ("topic",)
+) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of every read-model table, rows in key order: two projections
+    of the same log have equal digests. Columns named in `ignore` are left out (topic
+    names differ between deployments with different topic prefixes)."""
+    digests: dict[str, tuple[int, str]] = {}
+    for table, key in READ_MODEL_TABLES:
+        row = await conn.fetchrow(
+            f"SELECT count(*) AS n, md5(coalesce(string_agg((to_jsonb(t) - $1::text[])::text,"
+            f" E'\\n' ORDER BY {key}), '')) AS digest FROM {table} t",
+            list(ignore),
+        )
+        digests[table] = (row["n"], row["digest"])
+    return digests

@@ -1,0 +1,136 @@
+"""`piaoxi project`: run the projectors (Postgres read models, search index); `piaoxi
+project lag`: how far behind they are."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from typing import Any
+
+import typer
+
+from piaoxi.settings import Settings, get_settings
+
+project_app = typer.Typer(
+    help="Projectors: Postgres read models and the search index, fed from the event log.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+async def run_projectors(
+    settings: Settings,
+    *,
+    only: str | None,
+    batch_size: int = 500,
+    batch_window_s: float = 0.2,
+    stop: asyncio.Event | None = None,
+    handle_signals: bool = True,
+) -> dict[str, Any]:
+    """Run the chosen projectors until `stop` (or SIGTERM/SIGINT); return their stats."""
+    from events.codec import codec_for
+    from events.topics import Topics
+    from piaoxi.log import get_logger
+    from projections.migrate import apply_migrations
+    from projections.postgres import ReadModelProjection, create_read_pool
+    from projections.search import SearchProjector, create_client
+    from projections.tracking import ProjectionRunner
+
+    log = get_logger("piaoxi.project")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    pool = await create_read_pool(settings, min_size=2)
+    async with pool.acquire() as conn:
+        applied = await apply_migrations(conn)
+    if applied:
+        log.info("read-model migrations applied", migrations=applied)
+    tasks: dict[str, asyncio.Task[Any]] = {}
+    client = None
+    if only in (None, "postgres"):
+        runner = ProjectionRunner(
+            settings,
+            ReadModelProjection(),
+            pool,
+            codec_for(settings),
+            Topics.from_settings(settings).event_topics(),
+            group_id=settings.projector_group_id,
+            batch_size=batch_size,
+            batch_window_s=batch_window_s,
+        )
+        tasks["postgres"] = asyncio.create_task(runner.run(stop))
+    if only in (None, "search"):
+        client = create_client(settings)
+        tasks["search"] = asyncio.create_task(SearchProjector(settings, pool, client).run(stop))
+    log.info("projectors running", projectors=sorted(tasks))
+    try:
+        done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()  # raise the first failure
+    finally:
+        stop.set()
+        results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+        if client is not None:
+            await client.close()
+        await pool.close()
+    stats: dict[str, Any] = {}
+    for name, result in zip(tasks, results, strict=True):
+        stats[name] = repr(result) if isinstance(result, BaseException) else vars(result)
+    return stats
+
+
+@project_app.callback()
+def project(
+    ctx: typer.Context,
+    only: str | None = typer.Option(
+        None, "--only", help="Run one projector only: postgres or search."
+    ),
+    batch_size: int = typer.Option(500, help="Most events applied in one transaction."),
+    batch_ms: int = typer.Option(200, help="Longest wait for a batch to fill, ms."),
+) -> None:
+    """Run the projectors until SIGTERM/SIGINT. Several instances may run: partitions are
+    spread by the consumer group, positions come from the projections' own checkpoints."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if only not in (None, "postgres", "search"):
+        raise typer.BadParameter("--only must be postgres or search")
+    settings = get_settings()
+    stats = asyncio.run(
+        run_projectors(settings, only=only, batch_size=batch_size, batch_window_s=batch_ms / 1000)
+    )
+    typer.echo(json.dumps(stats, default=str))
+
+
+@project_app.command("lag")
+def lag(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """How many events each projection is behind, per topic (search: documents queued)."""
+    settings = get_settings()
+
+    async def read() -> list[Any]:
+        from projections.lag import read_lag
+        from projections.migrate import apply_migrations
+        from projections.postgres import create_read_pool
+
+        pool = await create_read_pool(settings)
+        try:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn)
+                return await read_lag(conn)
+        finally:
+            await pool.close()
+
+    rows = asyncio.run(read())
+    if as_json:
+        typer.echo(json.dumps([vars(r) for r in rows], default=str))
+        return
+    for r in rows:
+        typer.echo(f"{r.projection:10} {r.topic:40} lag={r.lag}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(project_app, name="project")
