@@ -90,7 +90,11 @@ async def test_a_page_past_the_timeout_is_a_dead_letter_and_the_worker_goes_on(
                 (SAMPLES / "lunyu-gb18030.txt").read_bytes(), filename="quick.txt"
             )
             await collector.wait_for(
-                lambda: bool(collector.of(quick.document_id, PageText)), what="the quick page"
+                lambda: bool(
+                    collector.of(quick.document_id, PageText)
+                    and collector.of(slow.document_id, ProcessingFailed)
+                ),
+                what="the quick page and the slow page's dead letter",
             )
             (failed,) = collector.of(slow.document_id, ProcessingFailed)
             assert failed.error_class == "TaskTimeout"
