@@ -360,8 +360,11 @@ class Uploader:
         topic = NewTopic(
             self.topics.uploaded, num_partitions=TOPIC_PARTITIONS, replication_factor=1
         )
+        wait = self.delivery_timeout_s
         try:
-            admin.create_topics([topic], request_timeout=10)[self.topics.uploaded].result(15)
+            admin.create_topics([topic], request_timeout=wait / 2)[self.topics.uploaded].result(
+                wait
+            )
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             if getattr(error, "code", lambda: None)() != KafkaError.TOPIC_ALREADY_EXISTS:

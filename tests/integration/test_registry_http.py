@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 
 from events import EVENT_TYPES, DocumentUploaded, Topics
+from events.examples import example_events
 from events.producer import Uploader
 from events.readback import read_messages
 from events.registry import EmbeddedRegistry
@@ -105,3 +106,19 @@ def test_registry_endpoints_answer_like_confluent(settings: Settings, registry_u
         assert http.get("/subjects/nope/versions").json()["error_code"] == 40401
         assert http.get(f"/subjects/{subject}/versions/9").json()["error_code"] == 40402
         assert http.get(f"/subjects/{subject}/versions/x").json()["error_code"] == 42202
+
+
+def test_an_external_registry_url_is_used_when_set(settings: Settings, registry_url: str) -> None:
+    """With schema_registry_url set, the codec resolves ids over HTTP (here: our own
+    read-only surface standing in for a Confluent registry)."""
+    from events.codec import EventCodec, codec_for
+    from events.registry import ConfluentRegistry, RegistryUnavailable
+
+    event = example_events()[1]
+    data = EventCodec(EmbeddedRegistry(settings)).encode(event)  # registered in _schemas
+    external = settings.model_copy(update={"schema_registry_url": registry_url})
+    codec = codec_for(external)
+    assert isinstance(codec.registry, ConfluentRegistry)
+    assert codec.decode(data) == event
+    with pytest.raises(RegistryUnavailable):  # the surface is read-only
+        codec.registry.register("x.Y", '{"type": "record", "name": "Y", "fields": []}')

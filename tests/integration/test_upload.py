@@ -200,8 +200,15 @@ async def test_object_store_down_is_a_clear_error_and_no_event(settings: Setting
     down = settings.model_copy(update={"s3_endpoint": f"http://127.0.0.1:{closed_port()}"})
     quick = RetryPolicy(attempts=3, first_delay_s=0.05)
     with pytest.raises(UploadFailed, match=r"object store .* unreachable .*after 3 attempts"):
-        async with Uploader(down, retry=quick) as uploader:
+        async with Uploader(down, retry=quick):
+            pass
+    # the store goes away after the uploader started: the upload fails, nothing is published
+    async with Uploader(settings, retry=quick) as uploader:
+        uploader._s3 = Uploader(down)._make_s3_client()
+        with pytest.raises(UploadFailed, match=r"unreachable while (checking the blob|reading)"):
             await uploader.upload_bytes(PNG, filename="a.png", owner="scholar")
+    topic = Topics.from_settings(settings).uploaded
+    assert read_messages(settings, topic, timeout_s=3) == []
 
 
 async def test_broker_down_is_a_clear_error(settings: Settings) -> None:

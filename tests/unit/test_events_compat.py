@@ -66,3 +66,15 @@ def test_type_promotion_and_unions_follow_avro_rules() -> None:
     assert resolution_problems(record("int"), record(["null", "long"])) == []
     assert resolution_problems(record("long"), record("int")) != []
     assert resolution_problems(record(["null", "string"]), record("string")) != []
+
+
+def test_kept_versions_are_frozen() -> None:
+    """A kept .avsc is never edited or removed (old events name it by id): a change is a
+    new `<Name>.v<N+1>.avsc`, recorded in schemas/avro/ids.json with its id
+    (`piaoxi schemas list --local` shows it)."""
+    catalog = default_catalog()
+    recorded = json.loads((default_schema_dir() / "ids.json").read_text())
+    kept = {
+        name: {str(v.version): v.id for v in catalog.versions(name)} for name in catalog.names()
+    }
+    assert kept == recorded
