@@ -1,0 +1,138 @@
+"""The web page in headless Chromium (Debian `chromium` + `chromedriver`, via Selenium):
+search, open a hit, toggle raw OCR text / cleaning edits, and save screenshots.
+
+Screenshots go to pytest's tmp dir, or to $PIAOXI_SCREENSHOT_DIR when set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api import sample_data as sample
+from piaoxi.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="module")
+def api_server(stack: Settings) -> Iterator[sample.ApiServer]:
+    from piaoxi.stack import create_database, drop_database, isolated_settings
+
+    isolated = isolated_settings(stack)
+    create_database(isolated)
+    try:
+        asyncio.run(sample.load(isolated))
+        sample.put_sample_image(isolated)
+        with sample.ApiServer(isolated) as server:
+            yield server
+    finally:
+        drop_database(isolated)
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip(f"headless browser test needs Debian chromium + chromedriver ({CHROMIUM})")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,900",
+        "--lang=zh-CN",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("PIAOXI_SCREENSHOT_DIR", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_search_open_and_toggle_raw_text(
+    api_server: sample.ApiServer, browser: Any, shots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(browser, 20)
+    browser.get(api_server.base_url + "/")
+    box = wait.until(ec.presence_of_element_located((By.ID, "q")))
+    box.send_keys("舉頭望明月")
+    browser.find_element(By.ID, "search-button").click()
+    hit = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "a.hit-link")))
+    marks = browser.find_elements(By.CSS_SELECTOR, ".hit mark")
+    assert "舉頭望明月" in [m.text for m in marks]
+    facets = browser.find_element(By.CSS_SELECTOR, ".facets").text
+    assert "唐" in facets and "李白" in facets
+    browser.save_screenshot(str(shots / "search.png"))
+
+    hit.click()
+    clean = wait.until(ec.visibility_of_element_located((By.ID, "pane-clean")))
+    assert clean.text.startswith("床前明月光")
+    people = browser.find_elements(By.CSS_SELECTOR, "#pane-clean .ent-PERSON")
+    assert [p.text for p in people] == ["李白"]
+    assert browser.find_elements(By.CSS_SELECTOR, "#pane-clean .ent-ERA_DATE")
+    raw = browser.find_element(By.ID, "pane-raw")
+    assert not raw.is_displayed()
+    browser.save_screenshot(str(shots / "reading-clean.png"))
+
+    browser.find_element(By.ID, "show-raw").click()
+    wait.until(ec.visibility_of(raw))
+    assert not clean.is_displayed()
+    assert raw.text.startswith("牀前明月光,")
+    edits = browser.find_elements(By.CSS_SELECTOR, "#pane-raw .edit")
+    assert [e.text for e in edits] == ["牀", ","]
+    browser.save_screenshot(str(shots / "reading-raw.png"))
+
+    browser.find_element(By.ID, "show-edits").click()
+    table = wait.until(ec.visibility_of_element_located((By.ID, "pane-edits")))
+    assert "variant" in table.text
+    browser.find_element(By.ID, "show-clean").click()
+    wait.until(ec.visibility_of(clean))
+    assert (shots / "reading-raw.png").stat().st_size > 0
+
+
+def test_reading_view_with_image_on_a_narrow_screen(
+    api_server: sample.ApiServer, browser: Any, shots: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(390, 844)
+    browser.get(f"{api_server.base_url}/web/documents/{sample.PUBLIC_MEMORIAL}/pages/1")
+    wait = WebDriverWait(browser, 20)
+    image = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".scan img")))
+    wait.until(lambda d: d.execute_script("return arguments[0].naturalWidth", image) > 0)
+    text = browser.find_element(By.ID, "pane-clean")
+    # one column: the text sits below the image and both fit the screen's width
+    assert text.location["y"] > image.location["y"]
+    assert image.size["width"] <= 390 and text.size["width"] <= 390
+    browser.save_screenshot(str(shots / "reading-narrow.png"))
+    browser.get(f"{api_server.base_url}/web/status")
+    assert "处理状态" in browser.find_element(By.TAG_NAME, "h1").text
