@@ -3,14 +3,19 @@ key out, with every edit recorded so any cleaned offset maps back to the raw tex
 
 `clean_page(raw, layout=...) -> CleanResult(cleaned_text, search_key, edits)`:
 
-- the raw text is never changed; `cleaned_text` is raw with these edits, in this order:
-  newline normalisation (CR/LF), full-width letters and digits to half width, OCR noise
-  dropped (stray symbols), punctuation normalised (half-width marks next to CJK become
-  full width, curly quotes become corner brackets, vertical presentation forms), marks
-  repeated by the scanner collapsed, known OCR confusions fixed in an unambiguous context
-  (日 before ：or 「 is 曰), variant characters folded (our reviewed table
-  `data/variants_reviewed.tsv`, then the Unihan-derived `data/variants_unihan.tsv`),
-  spaces inside CJK text removed, lines broken by the page rejoined;
+- the raw text is never changed; `cleaned_text` is raw with these passes, in this order:
+  1. newlines normalised (CR LF, CR, form feed → LF);
+  2. one character at a time: full-width letters and digits to half width, OCR noise
+     dropped (stray symbols), variant characters folded (our reviewed table
+     `data/variants_reviewed.tsv`, then the Unihan-derived `data/variants_unihan.tsv`,
+     compatibility ideographs and Kangxi radicals);
+  3. punctuation: half-width marks next to CJK become full width, curly quotes become
+     corner brackets, vertical presentation forms become plain marks; on vertical pages
+     first the marks OCR misreads in columns (rotated ，read as ’ or ), 。 as °);
+  4. known OCR confusions in an unambiguous context (日 before ：or 「 is 曰);
+  5. marks repeated by the scanner collapsed (。。 → 。);
+  6. spaces inside CJK text removed, other runs collapsed to one space;
+  7. lines broken by the page rejoined (see Lines below);
 - `search_key` is `cleaned_text` converted to simplified characters by OpenCC (t2s),
   always exactly as long as `cleaned_text`, so offsets in one are offsets in the other;
 - `edits` are `TextEdit(raw_start, raw_end, clean_start, clean_end, kind, before, after)`,
@@ -20,7 +25,8 @@ key out, with every edit recorded so any cleaned offset maps back to the raw tex
 Lines: a newline is kept after a line that ends with terminal punctuation (。！？」 ...),
 around blank lines, and after a short unpunctuated heading that starts a paragraph; any
 other newline was made by the page and is removed (a space between two Latin words).
-Cleaning is idempotent: `clean_page(clean_page(x).cleaned_text)` changes nothing more.
+Cleaning is idempotent: cleaning `clean_page(x).cleaned_text` again (same layout) changes
+nothing more.
 
 The rules are data (`data/clean_rules.tsv`); run `python -m streams.clean build-variants`
 to regenerate `data/variants_unihan.tsv` from Debian's Unihan_Variants.txt.
@@ -81,6 +87,7 @@ class Rules:
     repeat: frozenset[str]
     variants: dict[str, tuple[str, str]]  # char -> (replacement, kind)
     confusion: dict[str, tuple[str, frozenset[str]]]  # char -> (replacement, next chars)
+    vertical_punct: dict[str, tuple[str, str]]  # char -> (replacement, context)
 
 
 def _decode_cell(cell: str) -> str:
@@ -103,6 +110,7 @@ def load_rules() -> Rules:
     noise: set[str] = set()
     repeat: set[str] = set()
     confusion: dict[str, tuple[str, frozenset[str]]] = {}
+    vertical_punct: dict[str, tuple[str, str]] = {}
     for row in _tsv_rows(DATA / "clean_rules.tsv"):
         rule, source, target, context = row[0], _decode_cell(row[1]), _decode_cell(row[2]), row[3]
         if rule == "punct":
@@ -113,6 +121,8 @@ def load_rules() -> Rules:
             noise.add(source)
         elif rule == "repeat":
             repeat.add(source)
+        elif rule == "vpunct":
+            vertical_punct[source] = (target, context)
         elif rule == "confusion":
             confusion[source] = (target, frozenset(context.removeprefix("next:")))
         else:
@@ -124,7 +134,15 @@ def load_rules() -> Rules:
             variants[row[0]] = (row[1], "variant")
     for row in _tsv_rows(DATA / "variants_reviewed.tsv"):  # reviewed entries win
         variants[row[0]] = (row[1], "variant")
-    return Rules(punct, width, frozenset(noise), frozenset(repeat), _close(variants), confusion)
+    return Rules(
+        punct,
+        width,
+        frozenset(noise),
+        frozenset(repeat),
+        _close(variants),
+        confusion,
+        vertical_punct,
+    )
 
 
 def _close(table: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
@@ -221,56 +239,85 @@ def _pass_newlines(work: _Work) -> None:
             work.set(i, "\n", "newline")
 
 
+def _is_compat(ch: str) -> bool:
+    return (
+        "\uf900" <= ch <= "\ufaff"
+        or "\u2f00" <= ch <= "\u2fdf"
+        or ("\U0002f800" <= ch <= "\U0002fa1f")
+    )
+
+
 def _pass_chars(work: _Work, rules: Rules, drop_noise: bool) -> None:
     """Width, noise and variants: context-free, one character at a time."""
     out = work.out
+    width, noise, variants = rules.width, rules.noise, rules.variants
     for i, ch in enumerate(out):
-        if len(ch) != 1:
-            continue
-        if ch in rules.width:
-            work.set(i, rules.width[ch], "width")
-        elif drop_noise and ch in rules.noise:
-            work.set(i, "", "noise")
-        elif ch in rules.variants:
-            target, kind = rules.variants[ch]
+        if ch in width:
+            work.set(i, width[ch], "width")
+        elif ch in noise:
+            if drop_noise:
+                work.set(i, "", "noise")
+        elif ch in variants:
+            target, kind = variants[ch]
             work.set(i, target, kind)
-        elif (
-            0xF900 <= ord(ch) <= 0xFAFF
-            or 0x2F800 <= ord(ch) <= 0x2FA1F
-            or (0x2F00 <= ord(ch) <= 0x2FDF)
-        ):
+        elif _is_compat(ch):
             # compatibility ideographs and Kangxi radicals (PDF text layers are full of them)
             folded = unicodedata.normalize("NFKC", ch)
             if folded != ch and len(folded) == 1:
                 work.set(i, folded, "variant")
 
 
-def _pass_punct(work: _Work, rules: Rules) -> None:
-    """Context-free marks first, then marks next to CJK until nothing changes (a converted
-    mark is CJK context for its neighbour), so a second cleaning finds nothing to do."""
-    for i in work.visible():
-        rule = rules.punct.get(work.out[i])
-        if rule is not None and rule[1] == "always":
-            work.set(i, rule[0], "punct")
+def _pass_punct(work: _Work, rules: Rules, *, vertical: bool) -> None:
+    """Normalise punctuation until nothing changes (a converted mark is CJK context for its
+    neighbour), so that a second cleaning finds nothing to do.
+
+    On vertical pages the `vpunct` rules come first: marks OCR misreads in columns (a
+    rotated comma read as ’ or an unpaired parenthesis, a rotated full stop as °).
+    """
+    watched = set(rules.punct) | set("(（)）")
+    if vertical:
+        watched |= set(rules.vertical_punct)
     changed = True
     while changed:
         changed = False
         vis = work.visible()
-        for k, i in enumerate(vis):
-            ch = work.out[i]
+        out = work.out
+        opened = False  # an opening parenthesis earlier on the page, not yet closed
+        for k in [k for k, i in enumerate(vis) if out[i] in watched]:
+            i = vis[k]
+            ch = out[i]
+            if ch in "(（":
+                opened = True
+            if vertical and ch in rules.vertical_punct:
+                target, context = rules.vertical_punct[ch]
+                before, after = _neighbours(work, vis, k)
+                if context == "unpaired":
+                    applies = not opened and is_cjk(before)
+                else:
+                    applies = is_cjk(before) or is_cjk(after)
+                if applies:
+                    work.set(i, target, "punct")
+                    changed = True
+                    continue
+            if ch in ")）":
+                opened = False
             rule = rules.punct.get(ch)
-            if rule is None or rule[1] != "cjk":
+            if rule is None:
                 continue
-            before, after = _neighbours(work, vis, k)
-            if not (is_cjk(before) or is_cjk(after)):
-                continue
-            if ch in ".," and before.isdigit() and after.isdigit():
-                continue  # 3.5, 1,000
-            work.set(i, rule[0], "punct")
+            target, context = rule
+            if context == "cjk":
+                before, after = _neighbours(work, vis, k)
+                if not (is_cjk(before) or is_cjk(after)):
+                    continue
+                if ch in ".," and before.isdigit() and after.isdigit():
+                    continue  # 3.5, 1,000
+            work.set(i, target, "punct")
             changed = True
 
 
 def _pass_confusion(work: _Work, rules: Rules) -> None:
+    if not any(ch in rules.confusion for ch in work.out):
+        return
     vis = work.visible()
     for k, i in enumerate(vis):
         rule = rules.confusion.get(work.out[i])
@@ -397,16 +444,17 @@ def _edits(work: _Work) -> tuple[str, list[TextEdit]]:
 def clean_page(raw: str, *, layout: str = "horizontal", drop_noise: bool = True) -> CleanResult:
     """Clean one page of raw text (see the module docstring); `raw` itself is not changed.
 
-    `layout` is the page's layout ("horizontal" or "vertical"); the rules are the same for
-    both today (OCR returns one line per column on vertical pages). `drop_noise=False` keeps
+    `layout` is the page's layout ("horizontal" or "vertical"); vertical pages also get
+    the `vpunct` rules (marks OCR misreads in columns: a rotated comma read as ’ or ), a
+    rotated full stop as °). OCR returns one line per column, so the line rules are the
+    same for both. `drop_noise=False` keeps
     symbols that are OCR noise on scans but may be meant in born-digital text.
     """
-    del layout  # same rules for both: columns arrive as lines
     rules = load_rules()
     work = _Work(raw)
     _pass_newlines(work)
     _pass_chars(work, rules, drop_noise)
-    _pass_punct(work, rules)
+    _pass_punct(work, rules, vertical=layout == "vertical")
     _pass_confusion(work, rules)
     _pass_repeat(work, rules)
     _pass_spaces(work)

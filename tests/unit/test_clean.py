@@ -71,6 +71,20 @@ def test_rules(raw: str, cleaned: str) -> None:
     assert clean_page(raw).cleaned_text == cleaned
 
 
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        ("潔’神必據我", "潔，神必據我"),  # a rotated comma read as a quote
+        ("若晉取虞)\n而明德", "若晉取虞，而明德"),  # ... or as a parenthesis
+        ("（甲）乙", "（甲）乙"),  # a real pair stays
+        ("甲°乙", "甲。乙"),  # a rotated full stop
+    ],
+)
+def test_vertical_pages_fix_marks_misread_in_columns(raw: str, cleaned: str) -> None:
+    assert clean_page(raw, layout="vertical").cleaned_text == cleaned
+    assert clean_page("潔’神").cleaned_text == "潔』神"  # horizontal pages: a quote
+
+
 def test_noise_can_be_kept_for_born_digital_text() -> None:
     assert clean_page("a|b", drop_noise=False).cleaned_text == "a|b"
 
@@ -120,7 +134,7 @@ ALPHABET = (
     + list("，。、；：！？「」…—·")
     + list(",.?!:;()\"' |●■_")
     + list("ＡＢ１２abc123")
-    + ["\n", "\n", "\r\n", "\u3000", "\t", "“", "”", "﹁", "﹂", "\uf900", "㐅"]
+    + ["\n", "\n", "\r\n", "\u3000", "\t", "“", "”", "﹁", "﹂", "\uf900", "㐅", "’", "°", "）"]
 )
 
 
@@ -130,8 +144,8 @@ def random_pages(count: int, seed: int) -> list[str]:
 
 
 def test_every_edit_maps_back_to_the_raw_text() -> None:
-    for raw in random_pages(400, seed=4):
-        result = clean_page(raw)
+    for n, raw in enumerate(random_pages(400, seed=4)):
+        result = clean_page(raw, layout="vertical" if n % 2 else "horizontal")
         check_edits(raw, result.cleaned_text, result.edits)
         assert len(result.search_key) == len(result.cleaned_text)
 
@@ -146,10 +160,11 @@ def test_edits_of_real_pages_map_back() -> None:
 def test_cleaning_is_idempotent() -> None:
     pages = random_pages(400, seed=4) + [p.read_text() for p in sorted(TRUTH.glob("*.txt"))]
     for raw in pages:
-        once = clean_page(raw).cleaned_text
-        twice = clean_page(once)
-        assert twice.cleaned_text == once, repr(raw)
-        assert twice.edits == []
+        for layout in ("horizontal", "vertical"):
+            once = clean_page(raw, layout=layout).cleaned_text
+            twice = clean_page(once, layout=layout)
+            assert twice.cleaned_text == once, (layout, raw)
+            assert twice.edits == []
 
 
 def test_a_span_in_the_cleaned_text_maps_to_its_raw_span() -> None:
