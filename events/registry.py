@@ -378,7 +378,12 @@ class ConfluentRegistry:
     """A real Confluent-compatible registry (ids assigned by it)."""
 
     def __init__(self, url: str) -> None:
-        from confluent_kafka.schema_registry import SchemaRegistryClient
+        try:
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+        except ImportError as exc:  # the extra pulls authlib, httpx2, cachetools
+            raise RuntimeError(
+                "PIAOXI_SCHEMA_REGISTRY_URL needs confluent-kafka[schemaregistry] installed"
+            ) from exc
 
         self.url = url
         self.client = SchemaRegistryClient({"url": url})

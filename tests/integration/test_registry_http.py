@@ -23,6 +23,14 @@ from piaoxi.settings import Settings
 pytestmark = pytest.mark.integration
 
 
+def confluent_registry_client() -> None:
+    """Skip unless confluent-kafka's schema-registry extra (authlib, httpx2...) is installed:
+    pyproject needs `confluent-kafka[schemaregistry]==2.16.1`."""
+    pytest.importorskip(
+        "confluent_kafka.schema_registry", reason="needs confluent-kafka[schemaregistry]"
+    )
+
+
 @pytest.fixture
 def registry_url(settings: Settings) -> Iterator[str]:
     """piaoxi's registry surface for these settings, served by uvicorn on a free port."""
@@ -50,6 +58,7 @@ def registry_url(settings: Settings) -> Iterator[str]:
 async def test_confluent_deserializer_decodes_an_uploaded_event(
     settings: Settings, registry_url: str
 ) -> None:
+    confluent_registry_client()
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
@@ -111,6 +120,7 @@ def test_registry_endpoints_answer_like_confluent(settings: Settings, registry_u
 def test_an_external_registry_url_is_used_when_set(settings: Settings, registry_url: str) -> None:
     """With schema_registry_url set, the codec resolves ids over HTTP (here: our own
     read-only surface standing in for a Confluent registry)."""
+    confluent_registry_client()
     from events.codec import EventCodec, codec_for
     from events.registry import ConfluentRegistry, RegistryUnavailable
 
