@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 STAGE_VERSION = "1.0.0"
 
@@ -84,6 +87,36 @@ def detect_layout(lines: Sequence[OcrLine]) -> Layout:
         elif w >= _ELONGATION * h:
             horizontal += weight
     return "vertical" if vertical > horizontal else "horizontal"
+
+
+def _blank_share(profile: Sequence[int]) -> float:
+    """Share of (almost) empty positions between the first and the last inked one."""
+    inked = [i for i, v in enumerate(profile) if v > 0]
+    if not inked:
+        return 0.0
+    inner = profile[inked[0] : inked[-1] + 1]
+    threshold = max(1.0, 0.02 * max(inner))
+    return sum(1 for v in inner if v <= threshold) / len(inner)
+
+
+def layout_from_image(image: Image.Image, *, margin: float = 0.1) -> Layout | None:
+    """Guess the layout from the page itself, before any OCR: text lines are separated by
+    blank gaps across the line direction (between columns on a vertical page, between rows
+    on a horizontal one) that are wider than the gaps between characters. None when the
+    two directions differ by less than `margin`.
+    """
+    import numpy as np
+    from PIL import ImageFilter
+
+    gray = image.convert("L").filter(ImageFilter.MedianFilter(3))  # salt-and-pepper away
+    ink = np.asarray(gray) < 128
+    across_x = _blank_share(ink.sum(axis=0).tolist())  # blank columns: vertical lines
+    across_y = _blank_share(ink.sum(axis=1).tolist())  # blank rows: horizontal lines
+    if across_x - across_y >= margin:
+        return "vertical"
+    if across_y - across_x >= margin:
+        return "horizontal"
+    return None
 
 
 def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:

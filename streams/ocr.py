@@ -25,7 +25,15 @@ import numpy as np
 from PIL import Image
 
 from streams.errors import EngineUnavailable, UnknownEngine
-from streams.layout import Box, Layout, LayoutRequest, OcrLine, order_lines, resolve_layout
+from streams.layout import (
+    Box,
+    Layout,
+    LayoutRequest,
+    OcrLine,
+    layout_from_image,
+    order_lines,
+    resolve_layout,
+)
 
 STAGE_VERSION = "1.0.0"
 
@@ -174,11 +182,14 @@ def _tesseract(
         return _tesseract_run(image, base, psm=6), "horizontal"
     if layout == "vertical":
         return _tesseract_run(image, vert, psm=5), "vertical"
-    # auto: read it as rows first; when the boxes say columns, or confidence is poor, read it
-    # as columns too and keep the more confident reading.
+    # auto: the page's blank gaps usually tell; when they do not, read it both ways and
+    # keep the more confident reading.
+    guessed = layout_from_image(image)
+    if guessed == "horizontal":
+        return _tesseract_run(image, base, psm=6), "horizontal"
+    if guessed == "vertical":
+        return _tesseract_run(image, vert, psm=5), "vertical"
     rows = _tesseract_run(image, base, psm=6)
-    if resolve_layout("auto", rows) == "horizontal" and _mean_confidence(rows) >= 0.75:
-        return rows, "horizontal"
     columns = _tesseract_run(image, vert, psm=5)
     if _mean_confidence(columns) > _mean_confidence(rows):
         return columns, "vertical"

@@ -9,7 +9,14 @@ import pytest
 from streams.clean import clean_page
 from streams.errors import UnknownEngine
 from streams.extract import extract_pages
-from streams.layout import Box, OcrLine, detect_layout, order_lines, resolve_layout
+from streams.layout import (
+    Box,
+    OcrLine,
+    detect_layout,
+    layout_from_image,
+    order_lines,
+    resolve_layout,
+)
 from streams.ocr import engine_version, parse_engine
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -73,6 +80,14 @@ def test_slightly_skewed_columns_stay_apart() -> None:
     lines = [line(f"列{i}", 400 - 60 * i + 5 * (i % 2), 20, 440 - 60 * i, 600) for i in range(6)]
     ordered = order_lines(list(reversed(lines)), "vertical")
     assert [ln.text for ln in ordered] == [f"列{i}" for i in range(6)]
+
+
+def test_the_page_image_alone_tells_columns_from_rows() -> None:
+    from PIL import Image
+
+    assert layout_from_image(Image.open(SAMPLES / "guwen-vertical.png")) == "vertical"
+    assert layout_from_image(Image.open(SAMPLES / "guwen-horizontal.jpg")) == "horizontal"
+    assert layout_from_image(Image.new("L", (50, 50), 255)) is None
 
 
 def test_engine_names_are_validated() -> None:
