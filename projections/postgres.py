@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 import asyncpg
@@ -72,8 +73,34 @@ async def create_read_pool(
     return pool
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def _json(rows: Iterable[dict[str, Any]]) -> str:
-    return json.dumps(list(rows), ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(list(rows), ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _jsonb(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _stage(
+    conn: asyncpg.Connection, like: str, rows: list[dict[str, Any]], name: str = ""
+) -> str:
+    """Copy `rows` (binary COPY, much faster than parsing JSON) into a temporary staging
+    table shaped like `like`, emptied at commit; return its name."""
+    stage = f"_stage_{name or like}"
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {like}) ON COMMIT DELETE ROWS"
+    )
+    columns = list(rows[0])
+    await conn.copy_records_to_table(
+        stage, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
+    )
+    return stage
 
 
 def _newest(events: Iterable[Delivered], key: Any) -> list[Delivered]:
@@ -123,8 +150,8 @@ def _summary(event: EventBase) -> str:
     return type(event).__name__
 
 
-def _iso(event: EventBase) -> str:
-    return event.occurred_at.isoformat()
+def _iso(event: EventBase) -> datetime:
+    return event.occurred_at
 
 
 # --------------------------------------------------------------------------------------
@@ -181,11 +208,10 @@ INSERT INTO pages AS p (document_id, document_version, page_number, page_count, 
     lines, engine, engine_version, layout, source, encoding, encoding_uncertain,
     image_blob_key, mean_confidence, min_confidence, text_stage_version, text_event_id,
     text_at)
-SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
-    page_number int, page_count int, raw_text text, lines jsonb, engine text,
-    engine_version text, layout text, source text, encoding text, encoding_uncertain boolean,
-    image_blob_key text, mean_confidence real, min_confidence real,
-    text_stage_version text, text_event_id text, text_at timestamptz)
+SELECT document_id, document_version, page_number, page_count, raw_text,
+    lines, engine, engine_version, layout, source, encoding, encoding_uncertain,
+    image_blob_key, mean_confidence, min_confidence, text_stage_version, text_event_id,
+    text_at FROM {stage}
 ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
     page_count = EXCLUDED.page_count, raw_text = EXCLUDED.raw_text, lines = EXCLUDED.lines,
     engine = EXCLUDED.engine, engine_version = EXCLUDED.engine_version,
@@ -202,9 +228,9 @@ WHERE (EXCLUDED.text_at, EXCLUDED.text_event_id)
 _UPSERT_PAGE_CLEANED = """
 INSERT INTO pages AS p (document_id, document_version, page_number, page_count,
     cleaned_text, search_key, edits, clean_stage_version, clean_event_id, cleaned_at)
-SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
-    page_number int, page_count int, cleaned_text text, search_key text, edits jsonb,
-    clean_stage_version text, clean_event_id text, cleaned_at timestamptz)
+SELECT document_id, document_version, page_number, page_count,
+    cleaned_text, search_key, edits, clean_stage_version, clean_event_id, cleaned_at
+    FROM {stage}
 ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
     cleaned_text = EXCLUDED.cleaned_text, search_key = EXCLUDED.search_key,
     edits = EXCLUDED.edits, clean_stage_version = EXCLUDED.clean_stage_version,
@@ -217,9 +243,9 @@ _UPSERT_PAGE_ENTITIES = """
 INSERT INTO pages AS p (document_id, document_version, page_number, page_count,
     entity_count, entity_model_version, entities_stage_version, entities_event_id,
     entities_at)
-SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
-    page_number int, page_count int, entity_count int, entity_model_version text,
-    entities_stage_version text, entities_event_id text, entities_at timestamptz)
+SELECT document_id, document_version, page_number, page_count,
+    entity_count, entity_model_version, entities_stage_version, entities_event_id,
+    entities_at FROM {stage}
 ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
     entity_count = EXCLUDED.entity_count,
     entity_model_version = EXCLUDED.entity_model_version,
@@ -231,29 +257,26 @@ RETURNING p.entities_event_id
 """
 
 _DELETE_PAGE_ENTITIES = """
-DELETE FROM entities e USING jsonb_to_recordset($1::jsonb)
-    AS r(document_id text, document_version int, page_number int)
+DELETE FROM entities e USING {stage} r
 WHERE e.document_id = r.document_id AND e.document_version = r.document_version
-    AND e.page_number = r.page_number
+    AND e.page_number = r.page_number AND r.entities_event_id = ANY($1::text[])
 """
 
 _INSERT_ENTITIES = """
 INSERT INTO entities (document_id, document_version, page_number, ordinal, type, surface,
     normalized, start_offset, end_offset, year_from, year_to, confidence, source,
     model_version, event_id)
-SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(document_id text, document_version int,
-    page_number int, ordinal int, type text, surface text, normalized text,
-    start_offset int, end_offset int, year_from int, year_to int, confidence real,
-    source text, model_version text, event_id text)
+SELECT document_id, document_version, page_number, ordinal, type, surface,
+    normalized, start_offset, end_offset, year_from, year_to, confidence, source,
+    model_version, event_id FROM {stage}
 ON CONFLICT DO NOTHING
 """
 
 _INSERT_PAGE_VERSIONS = """
 INSERT INTO page_versions (event_id, document_id, document_version, page_number, stage,
     stage_version, model_version, occurred_at, causation_id, body)
-SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, document_id text,
-    document_version int, page_number int, stage text, stage_version text,
-    model_version text, occurred_at timestamptz, causation_id text, body jsonb)
+SELECT event_id, document_id, document_version, page_number, stage,
+    stage_version, model_version, occurred_at, causation_id, body FROM {stage}
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -273,10 +296,9 @@ _INSERT_LOG = """
 INSERT INTO processing_log (event_id, document_id, document_version, event_type, stage,
     stage_version, page_number, occurred_at, causation_id, topic, partition, "offset",
     summary)
-SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, document_id text,
-    document_version int, event_type text, stage text, stage_version text,
-    page_number int, occurred_at timestamptz, causation_id text, topic text,
-    partition int, "offset" bigint, summary text)
+SELECT event_id, document_id, document_version, event_type, stage,
+    stage_version, page_number, occurred_at, causation_id, topic, partition, "offset",
+    summary FROM {stage}
 ON CONFLICT (event_id) DO NOTHING
 """
 
@@ -436,7 +458,7 @@ def _text_row(event: EventBase) -> dict[str, Any]:
         "page_number": e.page_number,
         "page_count": e.page_count,
         "raw_text": e.text,
-        "lines": [line.to_avro() for line in e.lines],
+        "lines": _jsonb([line.to_avro() for line in e.lines]),
         "engine": e.engine,
         "engine_version": e.engine_version,
         "layout": e.layout,
@@ -461,7 +483,7 @@ def _cleaned_row(event: EventBase) -> dict[str, Any]:
         "page_count": e.page_count,
         "cleaned_text": e.cleaned_text,
         "search_key": e.search_key,
-        "edits": [edit.to_avro() for edit in e.edits],
+        "edits": _jsonb([edit.to_avro() for edit in e.edits]),
         "clean_stage_version": e.stage_version,
         "clean_event_id": e.event_id,
         "cleaned_at": _iso(e),
@@ -536,7 +558,7 @@ def _page_version_row(e: EventBase) -> dict[str, Any]:
         "model_version": model_version,
         "occurred_at": _iso(e),
         "causation_id": e.causation_id,
-        "body": body,
+        "body": _jsonb(body),
     }
 
 
@@ -652,53 +674,41 @@ class ReadModelProjection:
         cleaned = [d for d in kept if isinstance(d.event, PageCleaned)]
         found = [d for d in kept if isinstance(d.event, PageEntities)]
         if texts:
-            await conn.execute(
-                _UPSERT_PAGE_TEXT,
-                _json(_text_row(d.event) for d in _newest(texts, _page_key)),
-            )
+            rows = [_text_row(d.event) for d in _newest(texts, _page_key)]
+            stage = await _stage(conn, "pages", rows, "page_text")
+            await conn.execute(_UPSERT_PAGE_TEXT.format(stage=stage))
         if cleaned:
-            await conn.execute(
-                _UPSERT_PAGE_CLEANED,
-                _json(_cleaned_row(d.event) for d in _newest(cleaned, _page_key)),
-            )
+            rows = [_cleaned_row(d.event) for d in _newest(cleaned, _page_key)]
+            stage = await _stage(conn, "pages", rows, "page_cleaned")
+            await conn.execute(_UPSERT_PAGE_CLEANED.format(stage=stage))
         if found:
             newest = [cast(PageEntities, d.event) for d in _newest(found, _page_key)]
-            winners = {
+            stage = await _stage(conn, "pages", [_entities_page_row(e) for e in newest], "page_ent")
+            winners = [
                 r["entities_event_id"]
-                for r in await conn.fetch(
-                    _UPSERT_PAGE_ENTITIES,
-                    _json(_entities_page_row(e) for e in newest),
-                )
-            }
-            won = [e for e in newest if e.event_id in winners]
-            if won:
-                await conn.execute(
-                    _DELETE_PAGE_ENTITIES,
-                    _json(
-                        {
-                            "document_id": e.document_id,
-                            "document_version": e.document_version,
-                            "page_number": e.page_number,
-                        }
-                        for e in won
-                    ),
-                )
-                rows = [row for e in won for row in _entity_rows(e)]
+                for r in await conn.fetch(_UPSERT_PAGE_ENTITIES.format(stage=stage))
+            ]
+            if winners:
+                await conn.execute(_DELETE_PAGE_ENTITIES.format(stage=stage), winners)
+                won = set(winners)
+                rows = [row for e in newest if e.event_id in won for row in _entity_rows(e)]
                 if rows:
-                    await conn.execute(_INSERT_ENTITIES, _json(rows))
+                    entity_stage = await _stage(conn, "entities", rows)
+                    await conn.execute(_INSERT_ENTITIES.format(stage=entity_stage))
         page_events = texts + cleaned + found
         if page_events:
-            await conn.execute(
-                _INSERT_PAGE_VERSIONS,
-                _json(_page_version_row(d.event) for d in page_events),
-            )
+            rows = [_page_version_row(d.event) for d in page_events]
+            stage = await _stage(conn, "page_versions", rows)
+            await conn.execute(_INSERT_PAGE_VERSIONS.format(stage=stage))
         failures = [d for d in kept if isinstance(d.event, ProcessingFailed)]
         if failures:
             await conn.execute(
                 _INSERT_FAILURES,
                 _json(_failure_row(d.event) for d in failures),
             )
-        await conn.execute(_INSERT_LOG, _json(_log_row(d) for d in kept))
+        if kept:
+            stage = await _stage(conn, "processing_log", [_log_row(d) for d in kept])
+            await conn.execute(_INSERT_LOG.format(stage=stage))
         await conn.execute(_RECOMPUTE_STATUS, document_ids)
         await conn.execute(_RECOMPUTE_DOCUMENTS, document_ids)
         if self.search_outbox:

@@ -11,6 +11,7 @@ import random
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from events.records import (
     Box,
@@ -227,8 +228,9 @@ def topic_for(topics: Topics, event: EventBase) -> str:
     return topics.failed
 
 
-def publish(settings: Settings, events: Iterable[EventBase]) -> int:
-    """Publish events to their topics with the shared codec; return how many."""
+def publish(settings: Settings, events: Iterable[EventBase]) -> dict[tuple[str, int], int]:
+    """Publish events to their topics with the shared codec; return the last offset
+    written per (topic, partition)."""
     from confluent_kafka import Producer
 
     from events.codec import codec_for
@@ -247,26 +249,28 @@ def publish(settings: Settings, events: Iterable[EventBase]) -> int:
         }
     )
     errors: list[str] = []
+    last: dict[tuple[str, int], int] = {}
 
-    def on_delivery(err: object, _msg: object) -> None:
+    def on_delivery(err: object, msg: Any) -> None:
         if err is not None:
             errors.append(str(err))
+            return
+        key = (msg.topic(), msg.partition())
+        last[key] = max(last.get(key, -1), msg.offset())
 
-    count = 0
-    for event in events:
+    for count, event in enumerate(events, 1):
         producer.produce(
             topic_for(topics, event),
             key=event.document_id.encode(),
             value=codec.encode(event),
             on_delivery=on_delivery,
         )
-        count += 1
         if count % 5000 == 0:
             producer.poll(0)
     remaining = producer.flush(60)
     if remaining or errors:
         raise RuntimeError(f"publish failed: {remaining} undelivered, errors: {errors[:3]}")
-    return count
+    return last
 
 
 def histories(count: int, *, pages: int = 3, seed: int = 0) -> list[EventBase]:

@@ -94,7 +94,7 @@ CREATE TABLE pages (
     PRIMARY KEY (document_id, document_version, page_number)
 );
 CREATE INDEX pages_search_key_trgm_idx ON pages USING gin (search_key gin_trgm_ops);
-CREATE INDEX pages_cleaned_text_trgm_idx ON pages USING gin (cleaned_text gin_trgm_ops);
+
 
 -- History: every stage result ever applied to a page (one row per event).
 CREATE TABLE page_versions (

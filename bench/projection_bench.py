@@ -1,0 +1,185 @@
+"""Projection throughput on the local stack: events/s into Postgres (from the log, decode
+included) and documents/s into the search index, batching on and off.
+
+    .venv/bin/python bench/projection_bench.py [--documents 2000] [--pages 5] [--json]
+
+Synthetic histories (upload + 3 events per page) are published once to isolated topics;
+each run projects them into its own fresh database. "off" = one event per transaction
+(Postgres) or one document per bulk request (search), on a smaller slice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from piaoxi.settings import Settings
+
+
+def _stack_settings() -> Settings:
+    from piaoxi.stack import LocalStack
+    from tests.conftest import stack_settings
+
+    local = LocalStack(stack_settings())
+    local.up()
+    return local.settings_for_clients()
+
+
+async def project_postgres(
+    settings: Settings, stop_at: dict[tuple[str, int], int], batch_size: int
+) -> dict[str, Any]:
+    from events.codec import codec_for
+    from events.topics import Topics
+    from projections.migrate import apply_migrations
+    from projections.postgres import ReadModelProjection, create_read_pool
+    from projections.tracking import ProjectionRunner
+
+    pool = await create_read_pool(settings, min_size=2)
+    async with pool.acquire() as conn:
+        await apply_migrations(conn)
+    runner = ProjectionRunner(
+        settings,
+        ReadModelProjection(),
+        pool,
+        codec_for(settings),
+        Topics.from_settings(settings).event_topics(),
+        group_id=None,
+        batch_size=batch_size,
+        stop_at=stop_at,
+    )
+    started = time.perf_counter()
+    stats = await runner.run()
+    seconds = time.perf_counter() - started
+    await pool.close()
+    return {
+        "target": "postgres",
+        "batch_size": batch_size,
+        "events": stats.events,
+        "transactions": stats.batches,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(stats.events / seconds),
+    }
+
+
+async def project_search(settings: Settings, batch_documents: int) -> dict[str, Any]:
+    from projections.postgres import create_read_pool
+    from projections.search import SearchProjector, create_client
+
+    pool = await create_read_pool(settings, min_size=2)
+    client = create_client(settings)
+    projector = SearchProjector(settings, pool, client, batch_size=batch_documents)
+    async with pool.acquire() as conn:
+        queued = await conn.fetchval("SELECT count(*) FROM search_outbox")
+        events = await conn.fetchval("SELECT count(*) FROM processing_log")
+    await projector.ensure_index()
+    # ensure_index built the index from the read models already; measure the outbox path
+    started = time.perf_counter()
+    while await projector.drain_once():
+        pass
+    seconds = time.perf_counter() - started
+    await client.close()
+    await pool.close()
+    return {
+        "target": "search",
+        "batch_documents": batch_documents,
+        "outbox_rows": queued,
+        "search_docs": projector.stats.search_docs,
+        "events_covered": events,
+        "seconds": round(seconds, 2),
+        "search_docs_per_s": round(projector.stats.search_docs / seconds),
+        "events_per_s": round(events / seconds),
+    }
+
+
+async def rebuild_search(settings: Settings) -> dict[str, Any]:
+    from projections.postgres import create_read_pool
+    from projections.search import create_client, rebuild_index
+
+    pool = await create_read_pool(settings, min_size=1)
+    client = create_client(settings)
+    async with pool.acquire() as conn:
+        docs = await conn.fetchval("SELECT count(*) FROM documents")
+        pages = await conn.fetchval("SELECT count(*) FROM pages")
+        started = time.perf_counter()
+        await rebuild_index(client, settings, conn)
+        seconds = time.perf_counter() - started
+    await client.close()
+    await pool.close()
+    return {
+        "target": "search-rebuild",
+        "search_docs": docs + pages,
+        "seconds": round(seconds, 2),
+        "search_docs_per_s": round((docs + pages) / seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--documents", type=int, default=2000)
+    parser.add_argument("--pages", type=int, default=5)
+    parser.add_argument("--off-documents", type=int, default=100)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    from piaoxi.stack import create_database, drop_database, isolated_settings
+    from projections import synthetic
+
+    base = _stack_settings()
+    source = isolated_settings(base)
+    off_source = isolated_settings(base)
+    made: list[Settings] = []
+
+    def fresh(topics_of: Settings) -> Settings:
+        s = isolated_settings(base).model_copy(update={"topic_prefix": topics_of.topic_prefix})
+        create_database(s)
+        made.append(s)
+        return s
+
+    results: list[dict[str, Any]] = []
+    try:
+        started = time.perf_counter()
+        events = synthetic.histories(args.documents, pages=args.pages, seed=42)
+        last = synthetic.publish(source, events)
+        published_s = time.perf_counter() - started
+        off_last = synthetic.publish(
+            off_source, synthetic.histories(args.off_documents, pages=args.pages, seed=43)
+        )
+        on = fresh(source)
+        results.append(asyncio.run(project_postgres(on, last, 500)))
+        results.append(asyncio.run(project_search(on, 200)))
+        results.append(asyncio.run(rebuild_search(on)))
+        off = fresh(off_source)
+        results.append(asyncio.run(project_postgres(off, off_last, 1)))
+        results.append(asyncio.run(project_search(off, 1)))
+    finally:
+        for s in made:
+            drop_database(s)
+    report = {
+        "documents": args.documents,
+        "pages_per_document": args.pages,
+        "events": len(events),
+        "generate_and_publish_s": round(published_s, 2),
+        "runs": results,
+    }
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    print(
+        f"{len(events)} events ({args.documents} documents x {args.pages} pages),"
+        f" generated+published in {published_s:.1f}s"
+    )
+    for r in results:
+        extra = f"batch={r.get('batch_size', r.get('batch_documents', '-'))}"
+        rate = r.get("events_per_s") or r.get("search_docs_per_s")
+        print(f"  {r['target']:15} {extra:10} {r['seconds']:8.2f}s  {rate:>8} /s  {r}")
+
+
+if __name__ == "__main__":
+    main()
