@@ -225,15 +225,20 @@ class Uploader:
         self._stop.clear()
         self._poller = threading.Thread(target=self._poll, name="uploader-poll", daemon=True)
         self._poller.start()
-        await self._broker_call("creating the uploaded topic", self._ensure_topic)
-        for event_type in (DocumentUploaded, DocumentRetracted):
-            await self._broker_call(
-                "registering schemas", functools.partial(self.codec.schema_id_for, event_type)
-            )
+        try:
+            await self._broker_call("creating the uploaded topic", self._ensure_topic)
+            for event_type in (DocumentUploaded, DocumentRetracted):
+                await self._broker_call(
+                    "registering schemas", functools.partial(self.codec.schema_id_for, event_type)
+                )
+        except BaseException:
+            await self.close(flush_s=0)
+            raise
 
-    async def close(self) -> None:
+    async def close(self, flush_s: float = 10.0) -> None:
+        """Wait (up to `flush_s`) for messages in flight, then stop the delivery thread."""
         if self._producer is not None:
-            await asyncio.to_thread(self._producer.flush, 10)
+            await asyncio.to_thread(self._producer.flush, flush_s)
         self._stop.set()
         if self._poller is not None:
             await asyncio.to_thread(self._poller.join, 5)
@@ -555,10 +560,6 @@ class Uploader:
             version = int(document["latest_version"]) + 1 if document else 1
             event_id = str(uuid.uuid4())
 
-        if not blob_existed:
-            await self._s3_call(
-                "storing the blob", lambda: self._put_blob(key, data, media_type, sha256)
-            )
         record = {
             "document_id": document_id,
             "document_version": version,
@@ -566,7 +567,21 @@ class Uploader:
             "filename": filename,
             "state": "pending",
         }
-        await self._s3_call("writing the dedupe record", lambda: self._put_json(owner_key, record))
+        # The blob and the pending record are independent; both must be stored before
+        # the event exists.
+        await asyncio.gather(
+            self._s3_call("writing the dedupe record", lambda: self._put_json(owner_key, record)),
+            *(
+                []
+                if blob_existed
+                else [
+                    self._s3_call(
+                        "storing the blob",
+                        lambda: self._put_blob(key, data, media_type, sha256),
+                    )
+                ]
+            ),
+        )
         event = DocumentUploaded(
             event_id=event_id,
             document_id=document_id,
