@@ -248,6 +248,7 @@ def resolve_era(
     prefix_dynasty: str | None = None,
     context_dynasties: Sequence[str] = (),
     neighbour_regimes: Sequence[str] = (),
+    context_text: str = "",
 ) -> tuple[tuple[Era, ...], str, float]:
     """Pick the regime(s) an era name refers to.
 
@@ -274,6 +275,10 @@ def resolve_era(
             return chosen, "prefix", 0.95
         if chosen:
             plausible = chosen
+    if context_text:  # a ruler named near the date: 光武 → 東漢建武, 玄宗 → 唐
+        chosen = tuple(c for c in plausible if _ruler_named(c.ruler, context_text))
+        if settled(chosen):
+            return chosen, "ruler", 0.85
     for regime in neighbour_regimes:
         chosen = tuple(c for c in plausible if c.dynasty == regime)
         if settled(chosen):
@@ -291,17 +296,24 @@ def resolve_era(
     return plausible, "unresolved", 0.3
 
 
+def _ruler_named(ruler: str, context_text: str) -> bool:
+    name = ruler[:-1] if ruler.endswith("帝") and len(ruler) > 2 else ruler
+    return len(name) >= 2 and name in context_text
+
+
 def parse_era_date(
     text: str,
     *,
     context_dynasties: Iterable[str] = (),
     neighbour_regimes: Iterable[str] = (),
     default_era: str | None = None,
+    context_text: str = "",
 ) -> EraDate | None:
     """Parse an era date such as ``貞觀三年``, ``唐開元二十三年春正月``, ``天寶十載``, ``貞觀中``.
 
     ``context_dynasties`` are dynasty names mentioned near the date (nearest first);
     ``neighbour_regimes`` regimes already resolved for other era dates of the document.
+    ``context_text`` (the sentence around the date) may name the ruler (光武, 玄宗).
     ``default_era`` lets a bare ``三年`` / ``元年`` continue the era named before it.
     Returns None when the text does not start with a known era (after an optional dynasty).
     """
@@ -342,6 +354,7 @@ def parse_era_date(
         prefix_dynasty=prefix_dynasty,
         context_dynasties=tuple(context_dynasties),
         neighbour_regimes=tuple(neighbour_regimes),
+        context_text=context_text,
     )
     year_from = year_to = None
     dynasty = None

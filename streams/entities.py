@@ -1,0 +1,407 @@
+"""Entity stage: find persons, places, dynasties, era dates, official titles and books.
+
+A pure function over cleaned (traditional) text. Gazetteer matches (dynasties, reign eras,
+word lists in streams/data) and a few patterns are merged with the spans of the trained
+character tagger (streams.ner.tagger, onnxruntime; loaded lazily once per process). Era
+dates and dynasties come from the gazetteer, where the tables know the years; persons,
+places, titles and books from the model where it found them. Spans are flat and never
+overlap (docs/annotation-guideline.md).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import functools
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from streams import eras
+
+STAGE_VERSION = "0.1.0"
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+GAZETTEER_FILES = ("gazetteer.tsv", "eras.tsv", "dynasties.tsv")
+
+EntityType = Literal["PERSON", "PLACE", "DYNASTY", "ERA_DATE", "OFFICIAL_TITLE", "BOOK"]
+Source = Literal["gazetteer", "model", "pattern"]
+
+CJK = "\u3400-\u9fff\U00020000-\U0002ffff"
+SINGLE_DYNASTIES = "夏商周秦漢晉隋唐宋元明清遼金魏蜀吳梁陳齊"
+# A single-character dynasty name counts only in these surroundings (same rules as the
+# model's silver labels): 唐初, 宋時, 漢室, 明太祖 ...; 入宋，仕唐。; 唐貞觀; 漢丞相.
+_DYN_FOLLOW = set("初末時朝代亡興室主人軍兵太高世神仁英哲徽欽孝光寧理度")
+_DYN_AFTER_VERB = set("入仕事歸降於自及")
+_DYN_VERB_FOLLOW = set("，。、；後")
+# Era names that are also common words or places: they need a year to count (長安 is a
+# city, 太平 peace, 大同 a city, 中興 revival ...).
+_ERA_NEEDS_YEAR = {
+    "長安", "永安", "建安", "大同", "長樂", "太平", "中興", "大明", "光大", "至德", "文明",
+    "如意", "天下", "永和", "中和", "元和", "和平", "太初", "太和", "大和", "天成", "武成",
+    "神龍", "青龍", "黃龍", "鳳凰", "甘露", "天保", "天授", "河清", "順天", "應天", "正大",
+    "大德", "天德", "大安", "泰和", "天和", "大寶", "乾元", "元康", "建初", "開元", "正元",
+}  # fmt: skip
+CONTEXT_DYNASTIES = 6  # dynasty mentions on each side of a date that may settle it
+CONFIDENT = ("unique", "plausible", "prefix")
+BETTER = ("context", "neighbour", "prefix", "ruler")
+_SENTENCE_END = re.compile(r"[。！？；\n]")
+_BOOK = re.compile(r"《([^《》\n]{1,40})》")
+_COURTESY = re.compile(
+    rf"(?:(?<=[，。；、\s])|^)(?:字|號|小字|自號)([{CJK}]{{1,3}})(?=[，。；、）\s]|$)"
+)
+_SUBJECT = re.compile(rf"(?:^|(?<=[。\n]))([{CJK}]{{2,3}})(?=，字)")
+_TODAY = re.compile(rf"（今(?:屬)?([{CJK}]{{2,8}})）")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity: ``text[start:end] == surface`` (fields as events.EntitySpan)."""
+
+    type: str
+    surface: str
+    start: int
+    end: int
+    normalized: str | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+    confidence: float = 1.0
+    source: str = "gazetteer"
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return self.start < end and start < self.end
+
+
+@functools.cache
+def gazetteer_version() -> str:
+    digest = hashlib.sha256()
+    for name in GAZETTEER_FILES:
+        digest.update((DATA_DIR / name).read_bytes())
+    return digest.hexdigest()[:8]
+
+
+def _model_version() -> str:
+    try:
+        from streams.ner.tagger import DEFAULT_MODEL
+        from streams.ner.tagger import MODEL_VERSION as NER_VERSION
+    except ImportError:  # pragma: no cover - the tagger package is part of the repo
+        return "none"
+    return NER_VERSION if DEFAULT_MODEL.exists() else "none"
+
+
+MODEL_VERSION = f"gazetteer-{gazetteer_version()}+ner-{_model_version()}"
+
+
+@dataclass(frozen=True)
+class Gazetteer:
+    words: dict[str, str]  # surface → type
+    lengths: dict[str, tuple[int, ...]]  # first character → word lengths, longest first
+    era_lengths: dict[str, tuple[int, ...]]
+
+
+@functools.cache
+def gazetteer() -> Gazetteer:
+    words: dict[str, str] = {}
+    with (DATA_DIR / "gazetteer.tsv").open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            words[row["surface"]] = row["type"]
+    for name in eras.dynasty_table():
+        if len(name) >= 2 and name not in words:
+            words[name] = "DYNASTY"
+    lengths: dict[str, set[int]] = {}
+    for w in words:
+        lengths.setdefault(w[0], set()).add(len(w))
+    era_lengths: dict[str, set[int]] = {}
+    for name in eras.era_table():
+        era_lengths.setdefault(name[0], set()).add(len(name))
+    return Gazetteer(
+        words,
+        {k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()},
+        {k: tuple(sorted(v, reverse=True)) for k, v in era_lengths.items()},
+    )
+
+
+@functools.cache
+def _tagger() -> Any:
+    """The model, loaded once per process; None when the model file is not there."""
+    try:
+        from streams.ner.tagger import DEFAULT_MODEL, Tagger
+    except ImportError:  # pragma: no cover
+        return None
+    if not DEFAULT_MODEL.exists():
+        return None
+    return Tagger.load()
+
+
+def model_available() -> bool:
+    return _tagger() is not None
+
+
+def _word_at(text: str, i: int, g: Gazetteer) -> str | None:
+    for n in g.lengths.get(text[i], ()):
+        w = text[i : i + n]
+        if len(w) == n and w in g.words:
+            return w
+    return None
+
+
+def _era_date_at(text: str, i: int, g: Gazetteer) -> tuple[str, int] | None:
+    """(era name, span length) of an era date starting at i: 貞觀三年, 開元中, ..."""
+    table = eras.era_table()
+    for n in g.era_lengths.get(text[i], ()):
+        name = text[i : i + n]
+        if len(name) != n or name not in table:
+            continue
+        tail = eras.date_tail_length(text, i + n)
+        if tail:
+            return name, n + tail
+        if name not in _ERA_NEEDS_YEAR:
+            m = eras.ERA_PERIOD.match(text, i + n)
+            if m:
+                return name, n + (m.end() - m.start())
+    return None
+
+
+def _is_cjk(ch: str) -> bool:
+    return bool(ch) and ("\u3400" <= ch <= "\u9fff" or ch >= "\U00020000")
+
+
+def _single_dynasty(text: str, i: int, g: Gazetteer) -> bool:
+    prev = text[i - 1] if i > 0 else ""
+    nxt = text[i + 1] if i + 1 < len(text) else ""
+    if not nxt:
+        return prev in _DYN_AFTER_VERB
+    if _era_date_at(text, i + 1, g):
+        return True
+    following = _word_at(text, i + 1, g)
+    if following is not None and g.words[following] in ("OFFICIAL_TITLE",) and not _is_cjk(prev):
+        return True
+    if nxt in _DYN_FOLLOW and not _is_cjk(prev):
+        return True
+    return prev in _DYN_AFTER_VERB and nxt in _DYN_VERB_FOLLOW
+
+
+def _dynasty_entity(surface: str, start: int, source: str, confidence: float) -> Entity:
+    d = eras.dynasty_table().get(surface)
+    return Entity(
+        "DYNASTY",
+        surface,
+        start,
+        start + len(surface),
+        normalized=d.canonical if d else surface,
+        year_from=d.year_from if d else None,
+        year_to=d.year_to if d else None,
+        confidence=confidence,
+        source=source,
+    )
+
+
+def gazetteer_spans(text: str) -> list[Entity]:
+    """Longest-match gazetteer and pattern spans (era dates still unresolved: years None)."""
+    g = gazetteer()
+    out: list[Entity] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "《":
+            m = _BOOK.match(text, i)
+            if m:
+                out.append(
+                    Entity("BOOK", m[1], m.start(1), m.end(1), confidence=0.95, source="pattern")
+                )
+                i = m.end()
+                continue
+        if not _is_cjk(ch):
+            i += 1
+            continue
+        era = _era_date_at(text, i, g)
+        word = _word_at(text, i, g)
+        if era is not None and (word is None or era[1] >= len(word)):
+            length = era[1]
+            out.append(Entity("ERA_DATE", text[i : i + length], i, i + length, source="gazetteer"))
+            i += length
+            continue
+        if word is not None:
+            kind = g.words[word]
+            if kind == "DYNASTY":
+                out.append(_dynasty_entity(word, i, "gazetteer", 0.9))
+            else:
+                out.append(Entity(kind, word, i, i + len(word), confidence=0.8, source="gazetteer"))
+            i += len(word)
+            continue
+        if ch in SINGLE_DYNASTIES and _single_dynasty(text, i, g):
+            out.append(_dynasty_entity(ch, i, "gazetteer", 0.8))
+        i += 1
+    return out
+
+
+def pattern_spans(text: str) -> list[Entity]:
+    """Biography patterns: 「X，字Y」 names, 「（今屬X）」 places."""
+    out: list[Entity] = []
+    for m in _SUBJECT.finditer(text):
+        out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.85, source="pattern"))
+    for m in _COURTESY.finditer(text):
+        out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.7, source="pattern"))
+    for m in _TODAY.finditer(text):
+        out.append(Entity("PLACE", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern"))
+    return out
+
+
+def _resolve_era_dates(text: str, spans: list[Entity], context_dynasty: str | None) -> list[Entity]:
+    """Give ERA_DATE spans their Western years using the dynasties around them."""
+    dynasties = [s for s in spans if s.type == "DYNASTY"]
+    positions = [d.start for d in dynasties]
+    sentence_starts = [0, *(m.end() for m in _SENTENCE_END.finditer(text))]
+
+    def sentence_bounds(pos: int) -> tuple[int, int]:
+        k = bisect.bisect_right(sentence_starts, pos) - 1
+        hi = sentence_starts[k + 1] if k + 1 < len(sentence_starts) else len(text)
+        return sentence_starts[k], hi
+
+    parsed: dict[int, eras.EraDate] = {}
+    pending: list[tuple[Entity, list[str], str]] = []
+    for s in spans:
+        if s.type != "ERA_DATE":
+            continue
+        lo, hi = sentence_bounds(s.start)
+        k = bisect.bisect_left(positions, s.start)
+        near = dynasties[max(0, k - CONTEXT_DYNASTIES) : k + CONTEXT_DYNASTIES]
+        context: list[str] = []
+        # A dynasty right before the date (唐貞觀, 唐玄宗開元) acts as its prefix.
+        if k > 0 and s.start - dynasties[k - 1].end <= 3 and dynasties[k - 1].start >= lo:
+            context.append(dynasties[k - 1].surface)
+        in_sentence = [d for d in near if lo <= d.start < hi]
+        in_sentence.sort(key=lambda d: (d.end > s.start, abs(d.start - s.start)))
+        context.extend(d.surface for d in in_sentence)
+        context.extend(d.surface for d in sorted(near, key=lambda d: abs(d.start - s.start)))
+        if context_dynasty:
+            context.append(context_dynasty)
+        context = list(dict.fromkeys(context))
+        around = text[lo:hi]
+        date = eras.parse_era_date(s.surface, context_dynasties=context, context_text=around)
+        if date is not None:
+            parsed[s.start] = date
+            pending.append((s, context, around))
+    # Second pass: a date left unresolved borrows the regime of confidently dated neighbours.
+    settled = sorted(
+        (start, d.dynasty)
+        for start, d in parsed.items()
+        if d.dynasty and d.year_from is not None and d.resolved_by in CONFIDENT
+    )
+    settled_pos = [p for p, _ in settled]
+    out: list[Entity] = []
+    for s, context, around in pending:
+        date = parsed[s.start]
+        if date.resolved_by in ("unresolved", "prior") and settled:
+            k = bisect.bisect_left(settled_pos, s.start)
+            near_settled = settled[max(0, k - CONTEXT_DYNASTIES) : k + CONTEXT_DYNASTIES]
+            neighbours = [r for _, r in sorted(near_settled, key=lambda t: abs(t[0] - s.start))]
+            again = eras.parse_era_date(
+                s.surface,
+                context_dynasties=context,
+                neighbour_regimes=[r for r in neighbours if r],
+                context_text=around,
+            )
+            if again is not None and again.resolved_by in BETTER:
+                date = again
+        out.append(
+            Entity(
+                "ERA_DATE",
+                s.surface,
+                s.start,
+                s.end,
+                normalized=date.normalized,
+                year_from=date.year_from,
+                year_to=date.year_to,
+                confidence=date.confidence,
+                source=s.source,
+            )
+        )
+    return out
+
+
+def _trim(span: Entity, used: bytearray, text: str) -> Entity | None:
+    """The longest part of ``span`` over free characters (None if too short)."""
+    if not any(used[span.start : span.end]):
+        return span
+    best: tuple[int, int] = (span.start, span.start)
+    run = span.start
+    for i in range(span.start, span.end + 1):
+        if i == span.end or used[i]:
+            if i - run > best[1] - best[0]:
+                best = (run, i)
+            run = i + 1
+    a, b = best
+    if b - a < (2 if span.type == "PERSON" else 1):
+        return None
+    return Entity(span.type, text[a:b], a, b, None, None, None, span.confidence, span.source)
+
+
+def _model_spans(text: str) -> list[Entity]:
+    tagger = _tagger()
+    if tagger is None or not text.strip():
+        return []
+    return [
+        Entity(s.type, s.surface, s.start, s.end, confidence=float(s.confidence), source="model")
+        for s in tagger.tag(text)
+    ]
+
+
+def merge(text: str, gazetteer_found: list[Entity], model_found: list[Entity]) -> list[Entity]:
+    """Merge policy: gazetteer era dates, dynasties and 《》 books first; then the model's
+    persons, places, titles and books (trimmed off the spans already taken); then model era
+    dates and dynasties the gazetteer missed; then the remaining gazetteer/pattern spans."""
+    used = bytearray(len(text) + 1)
+    taken: list[Entity] = []
+
+    def free(start: int, end: int) -> bool:
+        return not any(used[start:end])
+
+    def take(span: Entity) -> None:
+        used[span.start : span.end] = b"\x01" * (span.end - span.start)
+        taken.append(span)
+
+    rest: list[Entity] = []
+    for s in gazetteer_found:
+        first = s.type in ("ERA_DATE", "DYNASTY") or (s.type == "BOOK" and s.source == "pattern")
+        if first and free(s.start, s.end):
+            take(s)
+        elif not first:
+            rest.append(s)
+    for s in model_found:
+        if s.type in ("ERA_DATE", "DYNASTY"):
+            continue
+        trimmed = _trim(s, used, text)
+        if trimmed is not None:
+            take(trimmed)
+    for s in model_found:
+        if s.type not in ("ERA_DATE", "DYNASTY") or not free(s.start, s.end):
+            continue
+        if s.type == "DYNASTY":
+            if s.surface in eras.dynasty_table():
+                take(_dynasty_entity(s.surface, s.start, "model", s.confidence))
+        elif eras.parse_era_date(s.surface) is not None:
+            take(s)
+    for s in rest:
+        if free(s.start, s.end):
+            take(s)
+    return sorted(taken, key=lambda e: (e.start, e.end))
+
+
+def find_entities(
+    cleaned_text: str, *, context_dynasty: str | None = None, use_model: bool = True
+) -> list[Entity]:
+    """All entities of a cleaned page, flat and non-overlapping, sorted by offset.
+
+    ``context_dynasty`` is a dynasty known for the whole document (from its title or an
+    earlier page); it settles era names several regimes used when the page itself does not.
+    """
+    text = cleaned_text
+    found = gazetteer_spans(text)
+    patterns = pattern_spans(text)
+    model_found = _model_spans(text) if use_model else []
+    merged = merge(text, [*found, *patterns], model_found)
+    dated = {(e.start, e.end): e for e in _resolve_era_dates(text, merged, context_dynasty)}
+    return [dated.get((e.start, e.end), e) if e.type == "ERA_DATE" else e for e in merged]
