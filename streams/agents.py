@@ -168,20 +168,16 @@ def split_document(data: bytes, filename: str, layout: str, limits: Any) -> list
     return split_pages(data, filename=filename, limits=limits, layout=layout)  # type: ignore[arg-type]
 
 
-def read_page(
-    source: PageSource, engine: str | None, layout: str
-) -> tuple[PageResult, bytes | None]:
-    """OCR (or pass through) one page; a rendered PDF page's image comes back as JPEG."""
+def read_page(source: PageSource, engine: str | None, layout: str) -> PageResult:
+    """OCR (or pass through) one page; a rendered PDF page comes back as JPEG too."""
     from streams import extract
 
-    result = extract.process_page(source, engine=engine, layout=layout)  # type: ignore[arg-type]
-    image: bytes | None = None
-    if source.payload_kind == "pdf":
-        rendered = extract._render_pdf_page(source, f"page {source.page_number}")
-        buffer = io.BytesIO()
-        rendered.convert("L").save(buffer, format="JPEG", quality=85)
-        image = buffer.getvalue()
-    return result, image
+    return extract.process_page(
+        source,
+        engine=engine,
+        layout=layout,  # type: ignore[arg-type]
+        keep_rendered=True,
+    )
 
 
 def find_page_entities(cleaned_text: str) -> tuple[list[EntitySpan], str]:
@@ -635,15 +631,13 @@ class StageRuntime:
         self, upload: DocumentUploaded, page: PageSource, engine: str
     ) -> PageText | StageFailure:
         try:
-            result, rendered = await self.in_pool(
+            result = await self.in_pool(
                 read_page, page, engine, upload.layout, page_number=page.page_number
             )
             image_key = None
-            image = (
-                rendered
-                if rendered is not None
-                else (page.payload if page.payload_kind == "image" else None)
-            )
+            image = result.rendered_jpeg
+            if image is None and page.payload_kind == "image":
+                image = page.payload
             if image is not None:
                 image_key = await self.store_page_image(image)
         except StageFailure as failure:
