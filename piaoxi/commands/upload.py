@@ -238,10 +238,10 @@ def _row(index: int, path: str, result: UploadResult) -> dict[str, Any]:
 
 def retract(
     document_id: Annotated[str, typer.Argument(help="The document to withdraw.")],
+    reason: Annotated[str, typer.Option(help="Why the document is withdrawn.")],
     owner: Annotated[
         str | None, typer.Option(help="Owner of the document (default: your user name).")
     ] = None,
-    reason: Annotated[str, typer.Option(help="Why the document is withdrawn.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="Print the event as JSON.")] = False,
 ) -> None:
     """Withdraw a document (all versions): publishes DocumentRetracted; projections drop it."""

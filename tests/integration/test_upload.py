@@ -217,3 +217,47 @@ async def test_broker_down_is_a_clear_error(settings: Settings) -> None:
     with pytest.raises(UploadFailed, match=r"broker .* unreachable"):
         async with Uploader(down, retry=quick, delivery_timeout_s=2) as uploader:
             await uploader.upload_bytes(PNG, filename="a.png", owner="scholar")
+
+
+def test_cli_recognises_versions_and_retracts(settings: Settings, tmp_path: Path) -> None:
+    page = tmp_path / "卷一.png"
+    page.write_bytes(PNG)
+    env = {**os.environ, **settings.as_env()}
+
+    def piaoxi(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", "from piaoxi.cli import main; main()", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    first = piaoxi("upload", str(page), "--owner", "scholar", "--tag", "明史", "--json")
+    assert first.returncode == 0, first.stderr
+    (row,) = json.loads(first.stdout)
+    assert row["status"] == "uploaded" and row["document_version"] == 1
+
+    again = piaoxi("upload", str(tmp_path / "*.png"), "--owner", "scholar")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split() == ["known", row["document_id"], "v1", str(page)]
+
+    version = piaoxi(
+        "upload", str(page), "--owner", "scholar", "--document", row["document_id"], "--json"
+    )
+    assert json.loads(version.stdout)[0]["document_version"] == 2
+
+    retracted = piaoxi("retract", row["document_id"], "--owner", "scholar", "--reason", "dup")
+    assert retracted.returncode == 0, retracted.stderr
+    refused = piaoxi("retract", "no-such-document", "--owner", "scholar", "--reason", "x")
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == "refused: no-such-document: unknown document"
+
+    events = uploaded_events(settings, 3)
+    assert [(type(e).__name__, e.document_version) for e in events] == [
+        ("DocumentUploaded", 1),
+        ("DocumentUploaded", 2),
+        ("DocumentRetracted", 2),
+    ]
