@@ -137,3 +137,17 @@ def test_tesseract_reads_a_vertical_page_with_its_vertical_model() -> None:
     assert page.engine == "tesseract" and page.engine_version.startswith("tesseract 5")
     assert page.layout == "vertical"
     assert cer(truth, page.text) < 0.35
+
+
+@pytest.mark.slow
+def test_a_scanned_pdf_page_is_rendered_and_read_as_columns() -> None:
+    from streams.extract import process_page, split_pages
+
+    source = split_pages((SAMPLES / "mengzi-scanned.pdf").read_bytes())[0]
+    page = process_page(source, keep_rendered=True)
+    truth = (SAMPLES / "truth" / "mengzi-scanned.p1.txt").read_text(encoding="utf-8")
+    assert (page.source, page.layout, page.page_count) == ("ocr", "vertical", 2)
+    assert page.rendered_jpeg is not None and page.rendered_jpeg.startswith(b"\xff\xd8")
+    letters = "".join(ch for ch in truth if ch.isalnum())
+    cleaned = clean_page(page.text, layout="vertical").cleaned_text
+    assert cer(letters, "".join(ch for ch in cleaned if ch.isalnum())) < 0.05
