@@ -1,0 +1,1 @@
+"""The classical-Chinese entity model: silver data, training, and the onnxruntime tagger."""

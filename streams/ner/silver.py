@@ -1,0 +1,447 @@
+"""Silver training data: rule- and list-labelled classical text plus synthetic sentences.
+
+Sources (all offline): chinese-poetry's Song author biographies (the subject's name is
+known), 古文觀止 and the 四書, converted to traditional characters with OpenCC s2t;
+word lists from ``lexicon``. The Tang author biographies are the held-out set: they are
+read only by ``tang_biographies`` for evaluation, never by ``build_dataset``. The gold
+set in ``tests/data`` is never read here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.ner import lexicon
+from streams.ner.labels import ENTITY_TYPES
+
+POETRY_ENV = "PIAOXI_CHINESE_POETRY_DIR"
+POETRY_CANDIDATES = (
+    Path("/work/team/npm/node_modules/chinese-poetry"),
+    Path("node_modules/chinese-poetry"),
+)
+
+MAX_SENTENCE = 120
+CJK = "\u3400-\u9fff"
+NUM = "元一二三四五六七八九十廿卅百"
+
+# Characters that end a place or title body when scanning backwards from a suffix.
+STOP = "知於于至居徙遷貶謫守判通移赴入出歷到為爲任之以和與及在自拜授除改充兼領權攝試起還除召調累官"
+STOP_CLASS = f"(?:(?![{STOP}])[{CJK}])"
+LEFT = "，。、；：（「『《　 由拜爲為授除遷改任充兼知判通守權攝移徙貶謫歷領出入至於赴還調起召累官"
+
+VARIANT_FOLD = str.maketrans("爲眞衆敎靑淸卽旣槪㨗", "為真眾教青清即既概捷")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    type: str
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    spans: tuple[Span, ...]
+    source: str = ""
+
+
+@dataclass(order=True)
+class _Candidate:
+    priority: int
+    neg_length: int
+    start: int
+    end: int = field(compare=False)
+    type: str = field(compare=False)
+
+
+def poetry_root(explicit: str | Path | None = None) -> Path:
+    """Directory of the npm ``chinese-poetry`` package (the one holding ``dist/``)."""
+    candidates = [Path(explicit)] if explicit else []
+    if os.environ.get(POETRY_ENV):
+        candidates.append(Path(os.environ[POETRY_ENV]))
+    candidates.extend(POETRY_CANDIDATES)
+    for c in candidates:
+        if (c / "dist").is_dir():
+            return c
+    raise FileNotFoundError(f"chinese-poetry not found; set {POETRY_ENV}")
+
+
+def _load(root: Path, rel: str) -> object:
+    return json.loads((root / "dist" / rel).read_text(encoding="utf-8"))
+
+
+def song_biographies(root: Path) -> list[tuple[str, str]]:
+    """(name, biography) pairs of Song poets, the main training source."""
+    data = _load(root, "quantangshi/authors.song.json")
+    assert isinstance(data, list)
+    return [(d["name"].strip(), d["desc"].strip()) for d in data if d.get("desc")]
+
+
+def tang_biographies(root: Path) -> list[tuple[str, str]]:
+    """(name, biography) pairs of Tang poets: the HELD-OUT set, for evaluation only."""
+    data = _load(root, "quantangshi/authors.tang.json")
+    assert isinstance(data, list)
+    return [(d["name"].strip(), d["desc"].strip()) for d in data if d.get("desc")]
+
+
+def guwen_paragraphs(root: Path) -> tuple[list[str], list[str]]:
+    """Paragraphs of 古文觀止 and the names of its authors."""
+    data = _load(root, "mengxue/guwenguanzhi.json")
+    assert isinstance(data, dict)
+    paragraphs: list[str] = []
+    authors: set[str] = set()
+    for volume in data["content"]:
+        for chapter in volume["content"]:
+            author = chapter.get("author", "").split("：")[-1].replace("撰", "").strip()
+            if 2 <= len(author) <= 4 and author != "佚名":
+                authors.add(author)
+            paragraphs.extend(p for p in chapter["paragraphs"] if p.strip())
+    return paragraphs, sorted(authors)
+
+
+def sishu_paragraphs(root: Path) -> list[str]:
+    out: list[str] = []
+    for rel in ("lunyu/lunyu.json", "sishuwujing/mengzi.json"):
+        data = _load(root, rel)
+        assert isinstance(data, list)
+        for chapter in data:
+            out.extend(chapter["paragraphs"])
+    for rel in ("sishuwujing/daxue.json", "sishuwujing/zhongyong.json"):
+        data = _load(root, rel)
+        assert isinstance(data, dict)
+        out.extend(data["paragraphs"])
+    return [lexicon._s2t(p) for p in out if p.strip()]
+
+
+def split_sentences(text: str, limit: int = MAX_SENTENCE) -> Iterator[tuple[int, str]]:
+    """(offset, piece) of text cut after 。；！？ and, for long pieces, after ，."""
+    start = 0
+    for m in re.finditer(r"[。；！？\n]+", text):
+        yield from _cut(text, start, m.end(), limit)
+        start = m.end()
+    if start < len(text):
+        yield from _cut(text, start, len(text), limit)
+
+
+def _cut(text: str, start: int, end: int, limit: int) -> Iterator[tuple[int, str]]:
+    while end - start > limit:
+        window = text[start : start + limit]
+        cut = max(window.rfind("，"), window.rfind("、"), window.rfind("）"))
+        stop = start + (cut + 1 if cut > limit // 3 else limit)
+        yield start, text[start:stop]
+        start = stop
+    if end > start and text[start:end].strip():
+        yield start, text[start:end]
+
+
+class Trie:
+    """Longest-match dictionary over characters."""
+
+    def __init__(self) -> None:
+        self.words: dict[str, str] = {}
+        self.max_len = 0
+
+    def add(self, word: str, type_: str) -> None:
+        if word and word not in self.words:
+            self.words[word] = type_
+            self.max_len = max(self.max_len, len(word))
+
+    def matches(self, text: str) -> Iterator[tuple[int, int, str]]:
+        for i in range(len(text)):
+            for n in range(min(self.max_len, len(text) - i), 0, -1):
+                t = self.words.get(text[i : i + n])
+                if t is not None:
+                    yield i, i + n, t
+                    break
+
+
+class SilverLabeler:
+    """Labels text with patterns (brackets, era dates, suffixes) and word lists."""
+
+    def __init__(self, extra_persons: Iterable[str] = (), extra_books: Iterable[str] = ()) -> None:
+        names = lexicon.udkanbun_names()
+        self.eras = sorted({e.name for e in lexicon.eras()}, key=lambda s: (-len(s), s))
+        self.trie = Trie()
+        for w in lexicon.official_titles():
+            self.trie.add(w, "OFFICIAL_TITLE")
+        for w in lexicon.dynasties_multi():
+            self.trie.add(w, "DYNASTY")
+        for w in (*lexicon.BOOKS, *extra_books):
+            if len(w) >= 2:
+                self.trie.add(w, "BOOK")
+        for w in (*lexicon.PROVINCES, *lexicon.PLACES, *names.places):
+            if len(w) >= 2:
+                self.trie.add(w, "PLACE")
+        for w in (*lexicon.FAMOUS_PERSONS, *extra_persons):
+            if len(w) >= 2:
+                self.trie.add(w, "PERSON")
+        era_alt = "|".join(map(re.escape, self.eras))
+        year = rf"(?:元|[{NUM}]{{1,4}})[年載祀]"
+        month = r"(?:[春夏秋冬]?(?:閏)?(?:正|[一二三四五六七八九十]{1,3}|冬|臘)月)"
+        day = (
+            rf"(?:(?:初|[{NUM}]){{1,3}}日|[{lexicon.STEMS}][{lexicon.BRANCHES}](?:日|朔)?"
+            r"|[朔望晦]日?)"
+        )
+        self.era_date = re.compile(rf"(?:{era_alt}){year}(?:[春夏秋冬])?{month}?{day}?")
+        # An era named without a year (貞觀中, 開元末, 元和年間) is an ERA_DATE with its suffix.
+        self.era_period = re.compile(rf"(?:{era_alt})(?:年間|年中|之際|初|中|末|間)")
+        self.era_alone = re.compile(rf"(?:改元|年號|建元)({era_alt})|({era_alt})(?=[時進])")
+        single = "".join(lexicon.DYNASTIES_SINGLE)
+        self.dyn_single = re.compile(
+            rf"(?<![{CJK}])([{single}])(?=[初末時朝代亡興室主人軍兵太高世神仁英哲徽欽孝光寧理度])"
+            rf"|(?<=[入仕事歸降於自及])([{single}])(?=[，。、；後])"
+            rf"|([{single}])(?=(?:{era_alt}))"
+        )
+        self.book = re.compile(r"《([^《》\n]{1,30})》")
+        self.place_suffix = re.compile(
+            rf"(?<=[{LEFT}]){STOP_CLASS}{{1,3}}(?:州|縣|郡|府|軍|監)(?![{CJK}]?[使節])"
+        )
+        self.title_compound = re.compile(
+            rf"(?<=[{LEFT}]){STOP_CLASS}{{1,4}}(?:軍|路)(?:節度使|節度副使|觀察使|防禦使|團練使|"
+            r"經略安撫使|安撫使|轉運使|轉運副使|轉運判官|提點刑獄|提舉常平|制置使|兵馬鈐轄|都總管|招討使)"
+        )
+
+    def label(self, text: str, subject: str | None = None) -> tuple[Span, ...]:
+        cands: list[_Candidate] = []
+
+        def add(priority: int, start: int, end: int, type_: str) -> None:
+            if end > start:
+                cands.append(_Candidate(priority, start - end, start, end, type_))
+
+        for m in self.book.finditer(text):
+            add(0, m.start(1), m.end(1), "BOOK")
+        if subject and len(subject) >= 2:
+            for m in re.finditer(re.escape(subject), text):
+                add(1, m.start(), m.end(), "PERSON")
+        for m in self.era_date.finditer(text):
+            add(2, m.start(), m.end(), "ERA_DATE")
+        for m in self.era_period.finditer(text):
+            add(2, m.start(), m.end(), "ERA_DATE")
+        for m in self.era_alone.finditer(text):
+            g = 1 if m.group(1) else 2
+            add(3, m.start(g), m.end(g), "ERA_DATE")
+        for m in self.title_compound.finditer(text):
+            add(3, m.start(), m.end(), "OFFICIAL_TITLE")
+        for m in re.finditer(rf"(?<=[，。；]字)[{CJK}]{{1,3}}(?=[，。；）])", text):
+            add(4, m.start(), m.end(), "PERSON")
+        for start, end, type_ in self.trie.matches(text):
+            add(5, start, end, type_)
+        for m in self.dyn_single.finditer(text):
+            g = next(i for i in (1, 2, 3) if m.group(i))
+            add(6, m.start(g), m.end(g), "DYNASTY")
+        for m in self.place_suffix.finditer(text):
+            add(7, m.start(), m.end(), "PLACE")
+        for m in re.finditer(rf"（今(?:屬)?([{CJK}]{{2,8}})）", text):
+            add(7, m.start(1), m.end(1), "PLACE")
+
+        taken = [False] * len(text)
+        out: list[Span] = []
+        for c in sorted(cands):
+            if any(taken[c.start : c.end]):
+                continue
+            for i in range(c.start, c.end):
+                taken[i] = True
+            out.append(Span(c.start, c.end, c.type))
+        return tuple(sorted(out, key=lambda s: s.start))
+
+
+def _sentence_examples(
+    labeler: SilverLabeler, text: str, source: str, subject: str | None = None
+) -> Iterator[Example]:
+    spans = labeler.label(text, subject)
+    for offset, piece in split_sentences(text):
+        end = offset + len(piece)
+        inner = tuple(
+            Span(s.start - offset, s.end - offset, s.type)
+            for s in spans
+            if s.start >= offset and s.end <= end
+        )
+        yield Example(piece, inner, source)
+
+
+class Synthesizer:
+    """Template sentences that put entities in the structures of biographies and annals."""
+
+    TEMPLATES = (
+        "{D}{T}{P}",
+        "{P}，字{C}，{L}人。",
+        "{P}，字{C}，號{C}，{L}（今屬{V}）人。",
+        "{E}，以{P}為{T}。",
+        "{E}，{P}拜{T}，出知{L}。",
+        "{D}{E}，{P}自{L}徙{L}。",
+        "{P}著《{B}》{N}卷。",
+        "{P}撰{B}{N}卷，行於世。",
+        "{E}進士，調{L}{T}。",
+        "遷{T}，知{L}，移{L}。",
+        "{P}為{L}{T}，有惠政。",
+        "召{P}入朝，除{T}。",
+        "{P}、{P}、{P}並稱於時。",
+        "{D}末，{P}起兵{L}。",
+        "{P}少從{P}學，與{P}友善。",
+        "{E}，{D}師伐{L}，{T}{P}死之。",
+        "事見《{B}》卷{N}。",
+        "{P}卒於{L}，年{N}。",
+        "{D}{T}{P}上書曰：臣聞{B}云。",
+        "{E}，詔{T}{P}修《{B}》。",
+        "{P}，{L}人也。{D}{E}，舉進士，累官{T}。",
+        "{D}{P}，官至{T}。",
+        "{E}，改元{A}。",
+        "{P}以{T}知{L}，{E}卒。",
+        "初，{P}為{T}，與{P}有隙。",
+        "{P}謂{P}曰：吾將之{L}。",
+        "{Q}，{P}為{L}{T}。",
+        "{D}{Q}，{P}卒。",
+        "{P}子{P}，官{T}。",
+    )
+
+    def __init__(self, rng: random.Random, persons: list[str]) -> None:
+        names = lexicon.udkanbun_names()
+        self.rng = rng
+        self.persons = persons
+        self.surnames = [s for s in names.surnames if len(s) <= 2] or ["李", "王", "張"]
+        self.common = list(
+            "李王張劉陳楊趙黃周吳徐孫胡朱高林何郭馬羅梁宋鄭謝韓唐馮于董蕭程曹袁鄧許傅沈曾彭呂蘇盧蔣蔡賈丁魏薛葉閻余潘杜戴夏鍾汪田任姜范方石姚譚廖鄒熊金陸郝孔白崔康毛邱秦江史顧侯邵孟龍萬段雷錢湯尹黎易常武喬賀賴龔文"
+        )
+        self.given = [g for g in names.given_names if len(g) <= 2] or ["安", "世"]
+        self.given_chars = sorted({ch for g in self.given for ch in g})
+        self.titles = list(lexicon.official_titles())
+        self.places = sorted(
+            {*lexicon.PLACES, *lexicon.PROVINCES, *(p for p in names.places if len(p) >= 2)}
+        )
+        self.provinces = list(lexicon.PROVINCES)
+        self.dynasties = [*lexicon.dynasties_multi(), *("漢晉隋唐宋元明清" * 3)]
+        eras = lexicon.eras()
+        self.eras = sorted({e.name for e in eras}) or ["貞觀"]
+        self.books = list(lexicon.BOOKS)
+
+    def person(self) -> str:
+        r = self.rng.random()
+        if r < 0.25 and self.persons:
+            return self.rng.choice(self.persons)
+        surname = self.rng.choice(self.common) if r < 0.8 else self.rng.choice(self.surnames)
+        if self.rng.random() < 0.5:
+            given = self.rng.choice(self.given)
+        else:
+            k = self.rng.choice((1, 2, 2))
+            given = "".join(self.rng.choice(self.given_chars) for _ in range(k))
+        return surname + given
+
+    def era_date(self) -> str:
+        r = self.rng
+        text = r.choice(self.eras) + r.choice(lexicon.ERA_YEAR_NUMERALS) + "年"
+        if r.random() < 0.3:
+            text += r.choice("春夏秋冬")
+        if r.random() < 0.4:
+            text += r.choice(lexicon.MONTHS) + "月"
+            if r.random() < 0.4:
+                if r.random() < 0.5:
+                    text += r.choice(lexicon.STEMS) + r.choice(lexicon.BRANCHES)
+                else:
+                    text += r.choice(lexicon.DAYS_NUM) + "日"
+        return text
+
+    def example(self) -> Example:
+        template = self.rng.choice(self.TEMPLATES)
+        text = ""
+        spans: list[Span] = []
+        for m in re.finditer(r"\{(\w)\}|[^{]+", template):
+            slot = m.group(1)
+            if slot is None:
+                text += m.group(0)
+                continue
+            value, type_ = self._fill(slot)
+            if type_:
+                spans.append(Span(len(text), len(text) + len(value), type_))
+            text += value
+        return Example(text, tuple(spans), "synthetic")
+
+    def _fill(self, slot: str) -> tuple[str, str | None]:
+        r = self.rng
+        if slot == "P":
+            return self.person(), "PERSON"
+        if slot == "C":
+            return "".join(r.choice(self.given_chars) for _ in range(2)), "PERSON"
+        if slot == "D":
+            return r.choice(self.dynasties), "DYNASTY"
+        if slot == "T":
+            return r.choice(self.titles), "OFFICIAL_TITLE"
+        if slot == "L":
+            return r.choice(self.places), "PLACE"
+        if slot == "V":
+            return r.choice(self.provinces), "PLACE"
+        if slot == "E":
+            return self.era_date(), "ERA_DATE"
+        if slot == "A":
+            return r.choice(self.eras), "ERA_DATE"
+        if slot == "Q":
+            return r.choice(self.eras) + r.choice(("中", "初", "末", "間", "年間")), "ERA_DATE"
+        if slot == "B":
+            return r.choice(self.books), "BOOK"
+        if slot == "N":
+            return r.choice(lexicon.ERA_YEAR_NUMERALS[1:]), None
+        raise ValueError(slot)
+
+
+def _augment(example: Example, rng: random.Random) -> Example:
+    """Fold variants and sometimes drop 《》 so the model does not lean on brackets."""
+    text = example.text
+    if rng.random() < 0.5:
+        text = text.translate(VARIANT_FOLD)
+    if "《" in text and rng.random() < 0.4:
+        keep = [i for i, ch in enumerate(text) if ch not in "《》"]
+        index = {old: new for new, old in enumerate(keep)}
+        spans = tuple(
+            Span(index[s.start], index[s.end - 1] + 1, s.type)
+            for s in example.spans
+            if s.start in index and s.end - 1 in index
+        )
+        return Example("".join(text[i] for i in keep), spans, example.source)
+    return Example(text, example.spans, example.source)
+
+
+def build_dataset(
+    seed: int,
+    root: Path | None = None,
+    *,
+    synthetic: int = 40_000,
+    limit_bios: int | None = None,
+) -> list[Example]:
+    """All silver training examples, in a deterministic order for ``seed``."""
+    rng = random.Random(seed)
+    root = root or poetry_root()
+    bios = song_biographies(root)
+    if limit_bios is not None:
+        bios = bios[:limit_bios]
+    guwen, guwen_authors = guwen_paragraphs(root)
+    persons = sorted({n for n, _ in bios if 2 <= len(n) <= 4} | set(guwen_authors))
+    labeler = SilverLabeler(extra_persons=persons)
+    examples: list[Example] = []
+    for name, desc in bios:
+        examples.extend(_sentence_examples(labeler, desc, "song-bio", subject=name))
+    if limit_bios is None:
+        for paragraph in guwen:
+            examples.extend(_sentence_examples(labeler, paragraph, "guwenguanzhi"))
+        for paragraph in sishu_paragraphs(root):
+            examples.extend(_sentence_examples(labeler, paragraph, "sishu"))
+    synth = Synthesizer(rng, persons)
+    examples.extend(synth.example() for _ in range(synthetic))
+    examples = [_augment(e, rng) for e in examples if e.text.strip()]
+    rng.shuffle(examples)
+    return examples
+
+
+def bio_tags(example: Example) -> list[str]:
+    tags = ["O"] * len(example.text)
+    for s in example.spans:
+        assert s.type in ENTITY_TYPES, s.type
+        tags[s.start] = f"B-{s.type}"
+        for i in range(s.start + 1, s.end):
+            tags[i] = f"I-{s.type}"
+    return tags

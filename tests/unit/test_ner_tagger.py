@@ -1,0 +1,70 @@
+"""The shipped entity model: loads, finds known entities, always returns well-formed spans."""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.ner import tagger as tagger_module
+from streams.ner.labels import ENTITY_TYPES
+from streams.ner.tagger import MODEL_VERSION, Tagger, chunk_bounds
+
+pytestmark = pytest.mark.skipif(
+    not tagger_module.DEFAULT_MODEL.exists(), reason="model file not shipped"
+)
+
+
+@pytest.fixture(scope="module")
+def tagger() -> Tagger:
+    return Tagger.load()
+
+
+def _assert_well_formed(text: str, spans: list[tagger_module.Span]) -> None:
+    last_end = 0
+    for s in spans:
+        assert s.type in ENTITY_TYPES
+        assert 0 <= s.start < s.end <= len(text)
+        assert s.start >= last_end, "spans overlap"
+        assert text[s.start : s.end] == s.surface
+        assert 0.0 <= s.confidence <= 1.0
+        last_end = s.end
+
+
+def test_load_is_cached_per_process(tagger: Tagger) -> None:
+    assert Tagger.load() is tagger
+    assert MODEL_VERSION
+
+
+def test_finds_person_in_known_sentence(tagger: Tagger) -> None:
+    text = "唐太宗貞觀三年，以李靖為兵部尚書"
+    spans = tagger.tag(text)
+    _assert_well_formed(text, spans)
+    assert ("PERSON", "李靖") in {(s.type, s.surface) for s in spans}
+    assert ("OFFICIAL_TITLE", "兵部尚書") in {(s.type, s.surface) for s in spans}
+
+
+def test_biography_opening(tagger: Tagger) -> None:
+    text = "范仲淹，字希文，蘇州吳縣人。仁宗天聖二年，遷大理寺丞。著《范文正公集》。"
+    found = {(s.type, s.surface) for s in tagger.tag(text)}
+    assert ("PERSON", "范仲淹") in found
+    assert ("ERA_DATE", "天聖二年") in found
+
+
+def test_out_of_vocabulary_and_odd_input(tagger: Tagger) -> None:
+    for text in ["", "　", "𠀀𠀁𠀂 abc 123", "。。。", "\n\n李白\n"]:
+        _assert_well_formed(text, tagger.tag(text))
+    ids = tagger.encode("𠀀李")
+    assert ids[0] == 1
+
+
+def test_long_unpunctuated_text_is_chunked(tagger: Tagger) -> None:
+    text = "王安石字介甫撫州臨川人" * 60
+    bounds = chunk_bounds(text)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(text)
+    assert all(e - s <= tagger_module.MAX_CHUNK for s, e in bounds)
+    _assert_well_formed(text, tagger.tag(text))
+
+
+def test_batch_composition_does_not_change_results(tagger: Tagger) -> None:
+    a = "蘇軾，字子瞻，眉州眉山人。"
+    b = "元豐二年，知湖州。" * 10
+    assert tagger.tag_many([a, b])[0] == tagger.tag(a)
