@@ -5,6 +5,7 @@ Enough of the Confluent REST API for ordinary clients to decode our topics
 
     GET /schemas/ids/{id}                         {"schema": "..."}
     GET /schemas/ids/{id}/schema                  the schema itself
+    GET /schemas/ids/{id}/versions                [{"subject", "version"}]
     GET /schemas/types                            ["AVRO"]
     GET /subjects                                 ["piaoxi.events.PageText", ...]
     GET /subjects/{subject}/versions              [1, 2]
@@ -141,6 +142,21 @@ def registry_router(
     @router.get("/schemas/ids/{schema_id}/schema", summary="Only the schema with this id")
     def get_schema_only(schema_id: str) -> RegistryJSON:
         return respond(lambda: json.loads(schema_text(parse_id(schema_id))))
+
+    @router.get("/schemas/ids/{schema_id}/versions", summary="Subject-versions of an id")
+    def get_schema_versions(schema_id: str) -> RegistryJSON:
+        def make() -> list[dict[str, Any]]:
+            id_ = parse_id(schema_id)
+            schema_text(id_)  # 40403 for an unknown id
+            found = fresh()
+            return [
+                {"subject": subject, "version": number}
+                for subject in found.subjects()
+                for number in found.versions(subject)
+                if found.get_version(subject, number).id == id_
+            ]
+
+        return respond(make)
 
     @router.get("/schemas/types", summary="Schema types this registry serves")
     def get_types() -> RegistryJSON:

@@ -96,6 +96,10 @@ def test_registry_endpoints_answer_like_confluent(settings: Settings, registry_u
         assert by_id.headers["content-type"] == CONTENT_TYPE
         assert by_id.json()["schema"] == uploaded.text
 
+        assert http.get(f"/schemas/ids/{uploaded.id}/versions").json() == [
+            {"subject": subject, "version": 1}
+        ]
+
         subjects = http.get("/subjects").json()
         assert set(subjects) == {t.SCHEMA_NAME for t in EVENT_TYPES}
         assert http.get(f"/subjects/{subject}/versions").json() == [1]
