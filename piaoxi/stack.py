@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -826,12 +826,8 @@ class LocalStack:
 
         A lock file serialises concurrent `up` calls on the same home (parallel test runs).
         """
-        import fcntl
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         statuses = []
-        with (self.run_dir / "stack.lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._locked():
             for service in self.services:
                 status = service.up()
                 statuses.append(status)
@@ -842,10 +838,20 @@ class LocalStack:
     def down(self) -> list[str]:
         """Stop, in reverse order, exactly the processes `up` started; returns their names."""
         stopped = []
-        for service in reversed(self.services):
-            if service.stop():
-                stopped.append(service.name)
+        with self._locked():
+            for service in reversed(self.services):
+                if service.stop():
+                    stopped.append(service.name)
         return stopped
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        import fcntl
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / "stack.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def status(self) -> list[ServiceStatus]:
         return [service.status() for service in self.services]
