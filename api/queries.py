@@ -275,6 +275,31 @@ async def get_page(
     )
 
 
+async def page_with_document(
+    conn: asyncpg.Connection, principal: Principal, document_id: str, page_number: int
+) -> asyncpg.Record | None:
+    """One round trip for the page endpoint: the visible document's row, its current
+    version's page (NULL columns when there is no such page) and the page's entities as
+    JSON. None when the document is not visible."""
+    params: list[Any] = [document_id, page_number]
+    rule = visible(principal, params)
+    return await conn.fetchrow(
+        f"SELECT {_DOC_COLUMNS}, p.page_number IS NOT NULL AS page_found, p.page_count"
+        " AS p_page_count, p.raw_text, p.lines, p.engine, p.layout, p.source,"
+        " p.image_blob_key, p.cleaned_text, p.search_key, p.edits,"
+        " (SELECT coalesce(json_agg(json_build_object('type', e.type, 'surface', e.surface,"
+        "   'start', e.start_offset, 'end', e.end_offset, 'normalized', e.normalized,"
+        "   'year_from', e.year_from, 'year_to', e.year_to, 'confidence', e.confidence,"
+        "   'source', e.source) ORDER BY e.start_offset, e.ordinal), '[]'::json)"
+        "  FROM entities e WHERE e.document_id = d.document_id"
+        "  AND e.document_version = d.current_version AND e.page_number = $2) AS entities"
+        " FROM documents d LEFT JOIN pages p ON p.document_id = d.document_id"
+        " AND p.document_version = d.current_version AND p.page_number = $2"
+        f" WHERE d.document_id = $1 AND {rule}",
+        *params,
+    )
+
+
 async def page_entities(
     conn: asyncpg.Connection, document_id: str, version: int, page_number: int
 ) -> list[asyncpg.Record]:

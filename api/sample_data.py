@@ -284,7 +284,7 @@ async def project_read_models(settings: Settings, events: Sequence[EventBase]) -
         await conn.close()
 
 
-async def rebuild_search_index(settings: Settings) -> str:
+async def rebuild_search_index(settings: Settings, *, batch_documents: int = 50) -> str:
     """(Re)build the search index from the read models with the search projector's code."""
     import asyncpg
 
@@ -296,9 +296,22 @@ async def rebuild_search_index(settings: Settings) -> str:
         settings.database_url, server_settings={"search_path": search_path(READ_MODEL_SCHEMA)}
     )
     try:
-        return await rebuild_index(client, settings, conn)
+        return await rebuild_index(client, settings, conn, batch_documents=batch_documents)
     finally:
         await conn.close()
+        await client.close()
+
+
+async def drop_search_index(settings: Settings) -> None:
+    """Delete every index version of `settings`' prefix (the search server is shared)."""
+    from projections.search import create_client, index_versions
+
+    client = create_client(settings)
+    try:
+        names = list((await index_versions(client, settings)).values())
+        if names:
+            await client.indices.delete(index=",".join(names), ignore_unavailable=True)
+    finally:
         await client.close()
 
 

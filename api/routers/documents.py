@@ -233,41 +233,30 @@ async def get_page(
 async def page_detail(
     conn: asyncpg.Connection, caller: Principal, document_id: str, page_number: int
 ) -> PageDetail:
-    doc = await visible_document(conn, caller, document_id)
-    version = doc["current_version"]
-    page = await queries.get_page(conn, document_id, version, page_number)
-    if page is None:
+    row = await queries.page_with_document(conn, caller, document_id, page_number)
+    if row is None:
+        raise not_found("Document")
+    if not row["page_found"]:
         raise not_found("Page")
-    entities = await queries.page_entities(conn, document_id, version, page_number)
-    has_image = page["image_blob_key"] is not None
     return PageDetail(
         document_id=document_id,
-        version=version,
+        version=row["current_version"],
         page_number=page_number,
-        page_count=page["page_count"],
-        raw_text=page["raw_text"],
-        cleaned_text=page["cleaned_text"],
-        search_key=page["search_key"],
-        edits=[TextEdit(**e) for e in _json(page["edits"]) or []],
-        entities=[
-            EntitySpan(
-                type=e["type"],
-                surface=e["surface"],
-                start=e["start_offset"],
-                end=e["end_offset"],
-                normalized=e["normalized"],
-                year_from=e["year_from"],
-                year_to=e["year_to"],
-                confidence=e["confidence"],
-                source=e["source"],
-            )
-            for e in entities
-        ],
-        lines=[OcrLine(**line) for line in _json(page["lines"]) or []],
-        engine=page["engine"],
-        layout=page["layout"],
-        source=page["source"],
-        image_url=(f"/documents/{document_id}/pages/{page_number}/image" if has_image else None),
+        page_count=row["p_page_count"],
+        raw_text=row["raw_text"],
+        cleaned_text=row["cleaned_text"],
+        search_key=row["search_key"],
+        edits=[TextEdit(**e) for e in _json(row["edits"]) or []],
+        entities=[EntitySpan(**e) for e in _json(row["entities"]) or []],
+        lines=[OcrLine(**line) for line in _json(row["lines"]) or []],
+        engine=row["engine"],
+        layout=row["layout"],
+        source=row["source"],
+        image_url=(
+            f"/documents/{document_id}/pages/{page_number}/image"
+            if row["image_blob_key"] is not None
+            else None
+        ),
     )
 
 

@@ -58,6 +58,7 @@ def seeded(stack: Settings) -> Iterator[Settings]:
         sample.put_sample_image(settings)
         yield settings
     finally:
+        asyncio.run(sample.drop_search_index(settings))
         drop_database(settings)
 
 

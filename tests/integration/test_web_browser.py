@@ -36,6 +36,7 @@ def api_server(stack: Settings) -> Iterator[sample.ApiServer]:
         with sample.ApiServer(isolated) as server:
             yield server
     finally:
+        asyncio.run(sample.drop_search_index(isolated))
         drop_database(isolated)
 
 

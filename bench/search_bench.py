@@ -1,0 +1,501 @@
+"""Query API latency and throughput on the local stack: /search and the page endpoint at
+10, 50 and 100 concurrent clients, with at least 10,000 pages indexed.
+
+    .venv/bin/python bench/search_bench.py [--documents 1000] [--pages 10] [--seconds 10]
+                                           [--clients 10,50,100] [--workers 1] [--fresh] [--json]
+
+Synthetic documents are built from the Tang poems of npm `chinese-poetry` (traditional
+text; each page a few poems with a `唐·author《title》` header and an era-dated colophon, so
+pages carry PERSON, DYNASTY, BOOK and ERA_DATE entities) and projected into their own
+database and index (`piaoxi_bench_search`, prefix `bench-search`) with the projections'
+own code; they are kept for the next run unless `--fresh`. A real `piaoxi api` process
+serves them; the clients (httpx, one asyncio loop in this process) each send requests
+back to back: 70% anonymous, 30% with an owner's token (public + own documents).
+Search queries are words, exact phrases in quotes, single characters and filtered
+searches, drawn from the indexed text (both traditional and simplified forms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from piaoxi.settings import Settings
+
+POETRY = Path("/work/team/npm/node_modules/chinese-poetry/dist/quantangshi")
+BENCH_DB = "piaoxi_bench_search"
+BENCH_PREFIX = "bench-search"
+OWNERS = [f"scholar{i}" for i in range(10)]
+ERAS = [
+    ("貞觀元年", 627),
+    ("開元十五年", 727),
+    ("天寶三年", 744),
+    ("至德二年", 757),
+    ("元和十年", 815),
+    ("會昌五年", 845),
+]
+
+
+def _stack_settings() -> Settings:
+    from piaoxi.stack import LocalStack
+    from tests.conftest import stack_settings
+
+    local = LocalStack(stack_settings())
+    local.up()
+    return local.settings_for_clients()
+
+
+def bench_settings(base: Settings) -> Settings:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base.database_url)
+    return base.model_copy(
+        update={
+            "database_url": urlunsplit(parts._replace(path=f"/{BENCH_DB}")),
+            "search_index_prefix": BENCH_PREFIX,
+            "topic_prefix": "bench-search.",
+            "database_pool_size": 20,
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# synthetic corpus
+# ------------------------------------------------------------------------------------------
+
+
+def load_poems(limit: int) -> list[dict[str, Any]]:
+    poems: list[dict[str, Any]] = []
+    for path in sorted(POETRY.glob("poet.tang.*.json"), key=lambda p: int(p.stem.split(".")[-1])):
+        for poem in json.loads(path.read_text(encoding="utf-8")):
+            if poem.get("author") and poem.get("paragraphs") and poem.get("title"):
+                poems.append(poem)
+        if len(poems) >= limit:
+            break
+    return poems[:limit]
+
+
+def synthetic_events(documents: int, pages: int, poems_per_page: int = 4) -> list[Any]:
+    """Upload + PageText + PageCleaned + PageEntities per page, for `documents` documents."""
+    from api.search_query import _t2s
+    from events.records import (
+        Box,
+        DocumentUploaded,
+        EntitySpan,
+        PageCleaned,
+        PageEntities,
+        PageText,
+        TextLine,
+    )
+
+    rng = random.Random(7)
+    poems = load_poems(documents * pages * poems_per_page)
+    if len(poems) < documents * pages:
+        raise SystemExit(f"only {len(poems)} poems found under {POETRY}")
+    convert = _t2s().convert
+    events: list[Any] = []
+    cursor = 0
+    for d in range(documents):
+        owner = OWNERS[d % len(OWNERS)]
+        upload = DocumentUploaded.create(
+            stage="uploader",
+            stage_version="bench",
+            document_id=f"bench-{d:05d}",
+            document_version=1,
+            blob_key=f"blobs/bench-{d:05d}",
+            sha256=f"{d:064x}",
+            size_bytes=100_000,
+            media_type="application/pdf",
+            filename=f"tang-{d:05d}.pdf",
+            title=f"全唐詩選 卷{d + 1}",
+            owner=owner,
+            visibility="public" if rng.random() < 0.7 else "private",
+            tags=rng.sample(["唐詩", "抄本", "刻本", "選集", "殘卷"], 2),
+            layout="vertical",
+            ocr_engine=None,
+        )
+        events.append(upload)
+        era, year = rng.choice(ERAS)
+        for n in range(1, pages + 1):
+            chunk = poems[cursor : cursor + poems_per_page]
+            cursor += poems_per_page
+            lines: list[str] = []
+            spans: list[tuple[str, int, int, str, int | None]] = []
+            offset = 0
+            for poem in chunk:
+                header = f"唐·{poem['author']}《{poem['title']}》"
+                spans.append(("DYNASTY", offset, offset + 1, "唐", None))
+                a_start = offset + 2
+                spans.append(("PERSON", a_start, a_start + len(poem["author"]), "", None))
+                t_start = a_start + len(poem["author"]) + 1
+                spans.append(("BOOK", t_start, t_start + len(poem["title"]), "", None))
+                lines.append(header)
+                offset += len(header) + 1
+                for paragraph in poem["paragraphs"]:
+                    lines.append(paragraph)
+                    offset += len(paragraph) + 1
+            colophon = f"{era}抄"
+            spans.append(("ERA_DATE", offset, offset + len(era), f"唐{era}", year))
+            lines.append(colophon)
+            text = "\n".join(lines)
+            key = str(convert(text))
+            if len(key) != len(text):
+                key = "".join(c if len(c) == 1 else ch for ch in text for c in [str(convert(ch))])
+            page_text = PageText.create(
+                stage="extract",
+                stage_version="bench",
+                causation=upload,
+                page_number=n,
+                page_count=pages,
+                text=text,
+                lines=[
+                    TextLine(
+                        text=line,
+                        confidence=0.95,
+                        box=Box(x0=1000.0 - 40 * i, y0=20.0, x1=1035.0 - 40 * i, y1=1400.0),
+                        order=i,
+                    )
+                    for i, line in enumerate(lines)
+                ],
+                engine="rapidocr",
+                engine_version="bench",
+                layout="vertical",
+                source="ocr",
+            )
+            cleaned = PageCleaned.create(
+                stage="clean",
+                stage_version="bench",
+                causation=page_text,
+                page_number=n,
+                page_count=pages,
+                raw_text=text,
+                cleaned_text=text,
+                search_key=key,
+                edits=[],
+            )
+            found = PageEntities.create(
+                stage="entities",
+                stage_version="bench",
+                causation=cleaned,
+                page_number=n,
+                page_count=pages,
+                entities=[
+                    EntitySpan(
+                        type=etype,
+                        surface=text[start:end],
+                        start=start,
+                        end=end,
+                        normalized=normalized or None,
+                        year_from=year_value,
+                        year_to=year_value,
+                        confidence=0.9,
+                        source="gazetteer",
+                    )
+                    for etype, start, end, normalized, year_value in spans
+                ],
+                model_version="bench",
+            )
+            events += [page_text, cleaned, found]
+    return events
+
+
+async def existing_pages(settings: Settings) -> int:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(settings.database_url)
+    except asyncpg.InvalidCatalogNameError:
+        return -1
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM readmodel.pages"))
+    except asyncpg.PostgresError:
+        return 0
+    finally:
+        await conn.close()
+
+
+async def seed(settings: Settings, documents: int, pages: int) -> dict[str, Any]:
+    import asyncpg
+
+    from api.sample_data import rebuild_search_index
+    from projections.migrate import READ_MODEL_SCHEMA, apply_migrations, search_path
+    from projections.postgres import Delivered, ReadModelProjection
+
+    started = time.perf_counter()
+    events = synthetic_events(documents, pages)
+    built = time.perf_counter()
+    conn = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": search_path(READ_MODEL_SCHEMA)}
+    )
+    try:
+        await apply_migrations(conn)
+        projection = ReadModelProjection(search_outbox=False)
+        step = 2000
+        for i in range(0, len(events), step):
+            batch = [Delivered("bench", 0, i + j, e) for j, e in enumerate(events[i : i + step])]
+            async with conn.transaction():
+                await projection.apply(conn, batch)
+    finally:
+        await conn.close()
+    projected = time.perf_counter()
+    await rebuild_search_index(settings, batch_documents=20)
+    indexed = time.perf_counter()
+    return {
+        "events": len(events),
+        "build_s": round(built - started, 1),
+        "postgres_s": round(projected - built, 1),
+        "index_s": round(indexed - projected, 1),
+    }
+
+
+def create_database(settings: Settings, fresh: bool) -> None:
+    from piaoxi.stack import create_database as create
+    from piaoxi.stack import drop_database
+
+    if fresh:
+        drop_database(settings)
+    try:
+        create(settings)
+    except Exception as exc:  # exists already: reuse it
+        if "already exists" not in str(exc):
+            raise
+
+
+async def owner_token(settings: Settings) -> tuple[str, str]:
+    import asyncpg
+
+    from api.db import apply_migrations
+    from api.tokens import create_token
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await apply_migrations(conn)
+        token, record = await create_token(conn, owner=OWNERS[1], note="search bench")
+    finally:
+        await conn.close()
+    return token, record.owner
+
+
+# ------------------------------------------------------------------------------------------
+# load
+# ------------------------------------------------------------------------------------------
+
+
+async def request_pool(settings: Settings, rng: random.Random) -> dict[str, list[str]]:
+    """Search URLs and page URLs drawn from what is indexed."""
+    import asyncpg
+
+    from api.search_query import fold
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT p.document_id, p.page_number, p.cleaned_text, d.visibility"
+            " FROM readmodel.pages p JOIN readmodel.documents d USING (document_id)"
+            " ORDER BY random() LIMIT 600"
+        )
+        authors = [
+            r["value"]
+            for r in await conn.fetch(
+                "SELECT coalesce(normalized, surface) AS value FROM readmodel.entities"
+                " WHERE type = 'PERSON' GROUP BY 1 ORDER BY count(*) DESC LIMIT 50"
+            )
+        ]
+    finally:
+        await conn.close()
+    searches: list[str] = []
+    for r in rows:
+        body = [line for line in r["cleaned_text"].split("\n") if "《" not in line]
+        line = rng.choice(body[:-1] or body)
+        start = rng.randrange(max(1, len(line) - 5))
+        word = line[start : start + rng.choice((2, 2, 3, 4))].strip("，。？！；：")
+        if len(word) < 2:
+            continue
+        kind = rng.random()
+        if kind < 0.35:
+            q = word
+        elif kind < 0.55:
+            q = fold(word)  # simplified form of the same word
+        elif kind < 0.75:
+            q = f'"{line[start : start + 5]}"'
+        elif kind < 0.85:
+            q = word[0]
+        else:
+            q = f"{word}&entity=PERSON:{rng.choice(authors)}" if authors else word
+        searches.append(q)
+    search_urls = []
+    for q in searches:
+        extra = ""
+        if "&" in q:
+            q, extra = q.split("&", 1)
+            extra = "&" + extra
+        elif rng.random() < 0.2:
+            extra = f"&year_from={rng.choice((600, 700, 800))}&year_to=900"
+        search_urls.append(f"/search?q={q}{extra}")
+    page_urls = [
+        f"/documents/{r['document_id']}/pages/{r['page_number']}"
+        for r in rows
+        if r["visibility"] == "public"
+    ]
+    return {"search": search_urls, "page": page_urls}
+
+
+@dataclass
+class Run:
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+
+
+async def load(
+    base_url: str,
+    urls: list[str],
+    clients: int,
+    seconds: float,
+    token: str,
+    rng: random.Random,
+) -> dict[str, Any]:
+    import httpx
+
+    run = Run()
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+
+        async def worker(seed: int) -> None:
+            local = random.Random(seed)
+            headers = {"Authorization": f"Bearer {token}"} if local.random() < 0.3 else {}
+            while time.perf_counter() < deadline:
+                url = local.choice(urls)
+                started = time.perf_counter()
+                try:
+                    response = await client.get(url, headers=headers)
+                    await response.aread()
+                except httpx.HTTPError:
+                    run.errors += 1
+                    continue
+                run.latencies.append(time.perf_counter() - started)
+                run.statuses[response.status_code] = run.statuses.get(response.status_code, 0) + 1
+
+        # warm-up: connections open, caches warm
+        await asyncio.gather(*(client.get(rng.choice(urls)) for _ in range(min(clients, 20))))
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(rng.randrange(1 << 30)) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    lat = sorted(run.latencies)
+
+    def pct(p: float) -> float:
+        return round(1000 * lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else 0.0
+
+    return {
+        "clients": clients,
+        "requests": len(lat),
+        "qps": round(len(lat) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p95_ms": pct(0.95),
+        "p99_ms": pct(0.99),
+        "mean_ms": round(1000 * statistics.fmean(lat), 1) if lat else 0.0,
+        "statuses": run.statuses,
+        "errors": run.errors,
+    }
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    from api.sample_data import ApiServer
+
+    base = _stack_settings()
+    settings = bench_settings(base)
+    create_database(settings, args.fresh)
+    pages_before = await existing_pages(settings)
+    seeded: dict[str, Any] | None = None
+    wanted = args.documents * args.pages
+    if pages_before < wanted:
+        if pages_before > 0:
+            from piaoxi.stack import drop_database
+
+            drop_database(settings)
+            create_database(settings, False)
+        seeded = await seed(settings, args.documents, args.pages)
+    else:
+        # the search server is in memory: make sure the index is there (rebuild if not)
+        import httpx
+
+        alias = f"{settings.search_url}/{BENCH_PREFIX}-documents/_count"
+        answer = httpx.get(alias, timeout=30)
+        if answer.status_code != 200 or answer.json().get("count", 0) < wanted:
+            from api.sample_data import rebuild_search_index
+
+            await rebuild_search_index(settings, batch_documents=20)
+    import httpx
+
+    indexed = httpx.get(f"{settings.search_url}/{BENCH_PREFIX}-documents/_count", timeout=30)
+    count_pages = httpx.post(
+        f"{settings.search_url}/{BENCH_PREFIX}-documents/_count",
+        json={"query": {"term": {"kind": "page"}}},
+        timeout=30,
+    ).json()["count"]
+    token, _ = await owner_token(settings)
+    rng = random.Random(11)
+    pool = await request_pool(settings, rng)
+    report: dict[str, Any] = {
+        "pages_indexed": count_pages,
+        "search_docs": indexed.json().get("count"),
+        "seed": seeded,
+        "workers": args.workers,
+        "seconds_per_step": args.seconds,
+        "search": [],
+        "page": [],
+    }
+    with ApiServer(settings, workers=args.workers) as server:
+        for kind in ("search", "page"):
+            for clients in args.clients:
+                result = await load(server.base_url, pool[kind], clients, args.seconds, token, rng)
+                report[kind].append(result)
+                if not args.json:
+                    print(
+                        f"{kind:6} clients={clients:3}  qps={result['qps']:7.1f}"
+                        f"  p50={result['p50_ms']:6.1f} ms  p95={result['p95_ms']:6.1f} ms"
+                        f"  p99={result['p99_ms']:6.1f} ms  n={result['requests']}"
+                        f"  statuses={result['statuses']} errors={result['errors']}",
+                        flush=True,
+                    )
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--documents", type=int, default=1000)
+    parser.add_argument("--pages", type=int, default=10, help="Pages per document.")
+    parser.add_argument("--seconds", type=float, default=10.0, help="Duration of each step.")
+    parser.add_argument(
+        "--clients",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[10, 50, 100],
+        help="Comma-separated concurrency levels.",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes.")
+    parser.add_argument("--fresh", action="store_true", help="Rebuild the bench data.")
+    parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    args = parser.parse_args()
+    report = asyncio.run(main_async(args))
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print(
+            f"pages indexed: {report['pages_indexed']} (search docs {report['search_docs']});"
+            f" seed: {report['seed']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
