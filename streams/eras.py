@@ -69,7 +69,7 @@ _NUM = f"[{NUMERAL_CHARS}]+"
 # What may follow an era name: the year, then season, intercalary mark, month and day.
 DATE_TAIL = re.compile(
     rf"(?P<year>元|{_NUM})(?P<unit>年|載|祀)"
-    rf"(?:(?P<season>[春夏秋冬])?(?P<leap>閏)?(?P<month>正|臘|{_NUM})月)?"
+    rf"(?:(?P<season>[春夏秋冬])?(?:(?P<leap>閏)?(?P<month>正|臘|{_NUM})月)?)?"
     rf"(?:(?P<day>初?{_NUM})日|(?P<gz>[{STEMS}][{BRANCHES}])(?:日|朔)?|(?P<lunar>朔|望|晦)日?)?"
 )
 SEASON_ONLY = re.compile(r"(?P<season>[春夏秋冬])")
