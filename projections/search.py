@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from elastic_transport import AiohttpHttpNode, HttpHeaders
+from elastic_transport import AiohttpHttpNode, HttpHeaders, TransportError
 from elastic_transport._node import NodeApiResponse
-from elasticsearch import AsyncElasticsearch, NotFoundError
+from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
@@ -39,6 +39,8 @@ log = get_logger(__name__)
 
 PROJECTION_NAME = "search"
 _LEADER_LOCK = 0x7069_616F_0016  # one search projector drains the outbox at a time
+REBUILD_LOCK = 0x7069_616F_0018
+"""Advisory lock: outbox drains hold it shared, an index rebuild exclusively."""
 _COMPAT = re.compile(r"application/vnd\.elasticsearch\+([a-z-]+)(;\s*compatible-with=\d+)?")
 
 INDEX_SETTINGS: dict[str, Any] = {
@@ -117,7 +119,10 @@ def create_client(settings: Settings) -> AsyncElasticsearch:
         settings.search_url,
         node_class=PlainJsonNode,
         basic_auth=auth,
-        request_timeout=30,
+        request_timeout=60,
+        # every write is a whole doc by id (or a delete): retrying is safe
+        max_retries=3,
+        retry_on_timeout=True,
     )
 
 
@@ -391,6 +396,7 @@ class SearchProjector:
         """Index one batch of queued documents; return how many outbox rows it took."""
         target = index or index_alias(self.settings)
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK)
             rows = await conn.fetch(
                 "SELECT id, document_id FROM search_outbox ORDER BY id LIMIT $1"
                 " FOR UPDATE SKIP LOCKED",
@@ -424,7 +430,13 @@ class SearchProjector:
                 while not stop.is_set():
                     try:
                         taken = await self.drain_once()
-                    except (BulkError, asyncpg.PostgresError, OSError) as exc:
+                    except (
+                        BulkError,
+                        ApiError,
+                        TransportError,
+                        asyncpg.PostgresError,
+                        OSError,
+                    ) as exc:
                         log.warning("search batch failed; will retry", error=str(exc))
                         await _wait(stop, 1.0)
                         continue
@@ -448,7 +460,18 @@ async def rebuild_index(
     batch_documents: int = 200,
 ) -> str:
     """Fill a new index version from the read models of `conn`, then flip the alias to
-    it and drop the old versions. Readers keep querying the old one until the flip."""
+    it and drop the old versions. Readers keep querying the old one until the flip; outbox
+    drains wait meanwhile (they would write into the old version)."""
+    await conn.execute("SELECT pg_advisory_lock($1)", REBUILD_LOCK)
+    try:
+        return await _rebuild_index(client, settings, conn, batch_documents)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK)
+
+
+async def _rebuild_index(
+    client: AsyncElasticsearch, settings: Settings, conn: asyncpg.Connection, batch_documents: int
+) -> str:
     new_index = await create_index_version(client, settings)
     last = ""
     while True:

@@ -36,6 +36,10 @@ Partition = tuple[str, int]
 TOPIC_PARTITIONS = 8
 """Partitions of event topics created here when missing (the worker uses the same)."""
 
+SWAP_LOCK = 0x7069_616F_0008
+"""Advisory lock: live projector transactions hold it shared, a rebuild's schema swap
+holds it exclusively (so the swap happens between two batches)."""
+
 
 class Projection(Protocol):
     """Something that applies a batch of events inside a transaction."""
@@ -181,6 +185,7 @@ class ProjectionRunner:
         lag_interval_s: float = 1.0,
         stop_at: dict[Partition, int] | None = None,
         after_commit: Callable[[BatchOutcome], Awaitable[None]] | None = None,
+        swap_lock: bool = False,
     ) -> None:
         self.settings = settings
         self.projection = projection
@@ -193,6 +198,7 @@ class ProjectionRunner:
         self.lag_interval_s = lag_interval_s
         self.stop_at = dict(stop_at) if stop_at is not None else None
         self.after_commit = after_commit
+        self.swap_lock = swap_lock
         self.tracking = TrackingRecorder(projection.name)
         self.stats = RunnerStats()
         self._expected: dict[Partition, int] = {}  # next offset this runner will apply
@@ -339,6 +345,11 @@ class ProjectionRunner:
             return
         reseek: dict[Partition, int] = {}
         async with self.pool.acquire() as conn, conn.transaction():
+            if self.swap_lock:
+                await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", SWAP_LOCK)
+            # a crash of Postgres may lose the last commits: checkpoint and read models
+            # go together, so the events are simply applied again
+            await conn.execute("SET LOCAL synchronous_commit TO off")
             stored = await self.tracking.lock(conn, sorted(by_partition))
             batch: list[Delivered] = []
             new_positions: dict[Partition, int] = {}

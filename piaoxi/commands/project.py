@@ -60,6 +60,7 @@ async def run_projectors(
             group_id=settings.projector_group_id,
             batch_size=batch_size,
             batch_window_s=batch_window_s,
+            swap_lock=True,
         )
         tasks["postgres"] = asyncio.create_task(runner.run(stop))
     if only in (None, "search"):
