@@ -46,7 +46,7 @@ class ServiceStatus:
 
     name: str
     role: str
-    state: str  # "up" | "down"
+    state: str  # "up" | "down" | "unresponsive" (port open, protocol does not answer)
     address: str
     pid: int | None = None
     version: str | None = None
@@ -320,19 +320,30 @@ class Service:
         self.pid_file.write_text(json.dumps(asdict(record)))
         self._proc = proc
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, *, started_now: bool) -> None:
+        """Wait until the service answers its protocol.
+
+        A process started by this call that never answers is stopped again; one that was
+        already running (perhaps busy serving others) is never stopped here.
+        """
         deadline = time.monotonic() + self.settings.stack_ready_timeout_s
-        proc = getattr(self, "_proc", None)
+        proc = getattr(self, "_proc", None) if started_now else None
+        probe_timeout = 2.0 if started_now else 10.0
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
                 self.pid_file.unlink(missing_ok=True)
                 raise self._fail(f"exited with code {proc.returncode} while starting", self.port)
-            if self.ready():
+            if self.ready(timeout=probe_timeout):
                 return
             time.sleep(0.25)
-        self.stop()
+        waited = f"{self.settings.stack_ready_timeout_s:.0f} s"
+        if started_now:
+            self.stop()
+            raise self._fail(f"did not become ready within {waited}", self.port)
         raise self._fail(
-            f"did not become ready within {self.settings.stack_ready_timeout_s:.0f} s", self.port
+            f"is running (pid file {self.pid_file}) but did not answer within {waited}; "
+            "left running",
+            self.port,
         )
 
     def up(self) -> ServiceStatus:
@@ -341,9 +352,9 @@ class Service:
         if record is None:
             self.check_ports_free()
             self.start()
-        self.wait_ready()
+        self.wait_ready(started_now=record is None)
         self.after_ready()
-        status = self.status()
+        status = self.status(known_ready=True)
         status.startup_s = round(time.monotonic() - started, 2)
         if record is not None:
             status.detail = "already running"
@@ -379,13 +390,14 @@ class Service:
         self.pid_file.unlink(missing_ok=True)
         return True
 
-    def status(self) -> ServiceStatus:
+    def status(self, *, known_ready: bool = False) -> ServiceStatus:
         record = self.running_record()
-        up = self.ready(timeout=1.0)
+        up = known_ready or self.ready(timeout=3.0)
+        state = "up" if up else "unresponsive" if port_accepts(self.port) else "down"
         return ServiceStatus(
             name=self.name,
             role=self.role,
-            state="up" if up else "down",
+            state=state,
             address=self.address,
             pid=record.pid if record else None,
             version=self.version() if up else None,
@@ -711,7 +723,7 @@ class Postgres(Service):
                     raise self._fail("the cluster started but does not answer", self.port)
                 time.sleep(0.25)
         self.ensure_database()
-        status = self.status()
+        status = self.status(known_ready=True)
         status.startup_s = round(time.monotonic() - started, 2)
         status.detail = detail
         return status
@@ -745,8 +757,8 @@ class Postgres(Service):
         self.pid_file.unlink(missing_ok=True)
         return True
 
-    def status(self) -> ServiceStatus:
-        up = self.ready(timeout=1.0)
+    def status(self, *, known_ready: bool = False) -> ServiceStatus:
+        up = known_ready or self.ready(timeout=3.0)
         return ServiceStatus(
             name=self.name,
             role=self.role,
