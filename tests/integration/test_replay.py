@@ -157,3 +157,121 @@ async def test_reprocess_with_a_changed_cleaning_rule_keeps_history(settings: Se
     hits = await search(settings, {"term": {"document_id": document_id}}, size=10)
     texts = [h["_source"].get("cleaned_text") for h in hits["hits"]["hits"]]
     assert any(t and "．" in t for t in texts)
+
+
+async def _status(settings: Settings, document_id: str) -> dict[str, str]:
+    import asyncpg
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if await conn.fetchval("SELECT to_regclass('readmodel.processing_status')") is None:
+            return {}
+        rows = await conn.fetch(
+            "SELECT stage, status FROM readmodel.processing_status WHERE document_id = $1",
+            document_id,
+        )
+        return {r["stage"]: r["status"] for r in rows}
+    finally:
+        await conn.close()
+
+
+async def _wait_status(
+    settings: Settings, document_id: str, want: Callable[[dict[str, str]], bool], timeout_s: float
+) -> dict[str, str]:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    status: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        status = await _status(settings, document_id)
+        if want(status):
+            return status
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"status of {document_id} stayed {status}")
+
+
+async def test_dlq_redrive_after_the_fix_completes_the_document(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The blob of an upload is missing: extraction fails into the DLQ. Once the blob is
+    stored, `replay dlq` re-drives the upload and the document is processed to the end."""
+    import hashlib
+    import io
+    import os
+    import subprocess
+    import sys
+    import uuid
+    from urllib.parse import urlparse
+
+    from minio import Minio
+
+    from events.records import DocumentUploaded
+    from piaoxi.commands.project import run_projectors
+    from projections.reprocess import redrive_failures
+
+    settings = make_settings(pool_size=1, max_attempts=1)
+    data = "蘇軾字子瞻，眉州眉山人。宋神宗熙寧四年通判杭州。\n".encode()
+    sha = hashlib.sha256(data).hexdigest()
+    upload = DocumentUploaded.create(
+        stage="uploader",
+        stage_version="test",
+        document_id=str(uuid.uuid4()),
+        document_version=1,
+        blob_key=f"blobs/{sha}-{uuid.uuid4().hex}",  # not stored yet: the fault to fix
+        sha256=sha,
+        size_bytes=len(data),
+        media_type="text/plain",
+        filename="蘇軾傳.txt",
+        title="蘇軾傳",
+        owner="tests",
+        visibility="public",
+    )
+    synthetic.publish(settings, [upload])
+
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "from piaoxi.cli import main; main()", "worker"],
+        env={**os.environ, **settings.as_env(), "PIAOXI_LOG_LEVEL": "WARNING"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    stop = asyncio.Event()
+    projector = asyncio.create_task(
+        run_projectors(settings, only="postgres", stop=stop, handle_signals=False)
+    )
+    try:
+        failed = await _wait_status(
+            settings, upload.document_id, lambda s: s.get("extract") == "failed", 180
+        )
+        assert failed["extract"] == "failed"
+        assert (await redrive_failures(settings, dry_run=True)).selected == 1
+
+        url = urlparse(settings.s3_endpoint)
+        s3 = Minio(
+            url.netloc,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=False,
+            region=settings.s3_region,
+        )
+        if not s3.bucket_exists(settings.s3_bucket):
+            s3.make_bucket(settings.s3_bucket)
+        s3.put_object(settings.s3_bucket, upload.blob_key, io.BytesIO(data), len(data))
+
+        result = await redrive_failures(settings)
+        assert (result.selected, result.published) == (1, 1)
+        done = await _wait_status(
+            settings,
+            upload.document_id,
+            lambda s: len(s) == 3 and set(s.values()) == {"done"},
+            180,
+        )
+        assert done == {"extract": "done", "clean": "done", "entities": "done"}
+    finally:
+        stop.set()
+        await projector
+        worker.terminate()
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
