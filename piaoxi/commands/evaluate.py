@@ -1,0 +1,106 @@
+"""`piaoxi eval entities`: score the entity stage on the gold set and the held-out Tang set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+eval_app = typer.Typer(help="Evaluate pipeline stages against held-out data.", no_args_is_help=True)
+
+TARGETS = {
+    "gold_micro_f1": 0.85,
+    "tang_subject_recall": 0.95,
+    "era_year_accuracy": 0.95,
+    "chars_per_s": 100_000,
+}
+
+
+@eval_app.command("entities")
+def entities(
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+    gold: str = typer.Option(
+        "", "--gold", help="Gold JSONL (default tests/data/gold_entities.jsonl)."
+    ),
+    no_model: bool = typer.Option(False, "--no-model", help="Gazetteer and patterns only."),
+    tang_limit: int = typer.Option(
+        0, "--tang-limit", min=0, help="Score only the first N Tang biographies."
+    ),
+    processes: int = typer.Option(
+        2, "--processes", min=1, max=16, help="Processes for the speed run."
+    ),
+    speed_chars: int = typer.Option(300_000, "--speed-chars", min=1000, help="Characters timed."),
+    errors: int = typer.Option(
+        0, "--errors", min=0, help="Also print the first N gold sentences with errors."
+    ),
+) -> None:
+    """Precision/recall/F1 per type and micro on the gold set, Tang subject recall,
+    era-year accuracy and characters per second."""
+    from streams import evaluation
+
+    report = evaluation.run(
+        gold_path=Path(gold) if gold else evaluation.GOLD_PATH,
+        use_model=not no_model,
+        tang_limit=tang_limit or None,
+        processes=processes,
+        speed_chars=speed_chars,
+    )
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    typer.echo(_table(report, errors))
+
+
+def _table(report: dict[str, Any], errors: int) -> str:
+    gold = report["gold"]
+    lines = [
+        f"entity stage {report['stage_version']}  model {report['model_version']}  "
+        f"(model loaded: {report['model_loaded']})",
+        f"gold set: {gold['sentences']} sentences",
+        f"  {'type':<16}{'precision':>10}{'recall':>10}{'F1':>10}{'gold':>8}{'found':>8}",
+    ]
+    for name, row in [*gold["per_type"].items(), ("micro", gold["micro"])]:
+        lines.append(
+            f"  {name:<16}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}"
+            f"{row['support']:>8}{row['predicted']:>8}"
+        )
+    era = gold["era_year"]
+    lines.append(
+        f"era-year accuracy: {era['accuracy']:.3f} ({era['correct']}/{era['gold_era_dates']}; "
+        f"{era['uncertain_range']} left as a range)"
+    )
+    tang = report.get("tang")
+    if tang:
+        lines.append(
+            f"Tang held-out subject recall: {tang['recall']:.3f} "
+            f"({tang['subject_found']}/{tang['usable']} biographies naming their subject)"
+        )
+    else:
+        lines.append("Tang held-out set: chinese-poetry not found (set PIAOXI_CHINESE_POETRY_DIR)")
+    speed = report.get("throughput")
+    if speed:
+        lines.append(
+            f"throughput: {speed['chars_per_s']:,} chars/s ({speed['chars']:,} chars, "
+            f"{speed['processes']} processes)"
+        )
+    met = {
+        "gold_micro_f1": gold["micro"]["f1"] >= TARGETS["gold_micro_f1"],
+        "era_year_accuracy": era["accuracy"] >= TARGETS["era_year_accuracy"],
+    }
+    if tang:
+        met["tang_subject_recall"] = tang["recall"] >= TARGETS["tang_subject_recall"]
+    if speed:
+        met["chars_per_s"] = speed["chars_per_s"] >= TARGETS["chars_per_s"]
+    lines.append(
+        "targets: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in met.items())
+    )
+    for row in gold["errors"][:errors]:
+        lines.append(f"  #{row['id']} {row['text']}")
+        lines.append(f"      missed {row['missed']}  spurious {row['spurious']}")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(eval_app, name="eval")
