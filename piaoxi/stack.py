@@ -943,3 +943,55 @@ def drop_database(settings: Settings) -> None:
             await conn.close()
 
     _run_coro(go)
+
+
+def delete_topics(settings: Settings) -> list[str]:
+    """Delete every topic whose name starts with settings.topic_prefix (never without one)."""
+    if not settings.topic_prefix:
+        raise ValueError("refusing to delete topics without a topic_prefix")
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 0})
+    names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(settings.topic_prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=10).values():
+            with contextlib.suppress(Exception):
+                future.result(timeout=15)
+    return names
+
+
+def delete_indices(settings: Settings) -> list[str]:
+    """Delete every search index named `<search_index_prefix>` or `<prefix>[-_.]...`."""
+    import httpx
+
+    prefix = settings.search_index_prefix
+    if not prefix:
+        raise ValueError("refusing to delete indices without a search_index_prefix")
+    auth = (
+        (settings.search_username, settings.search_password) if settings.search_username else None
+    )
+    headers = {"Accept": "application/json", "Content-Type": "application/json"}
+    with httpx.Client(base_url=settings.search_url, auth=auth, headers=headers, timeout=30) as http:
+        listing = http.get("/_cat/indices", params={"format": "json"})
+        listing.raise_for_status()
+        names = [
+            row["index"]
+            for row in listing.json()
+            if row["index"] == prefix
+            or (row["index"].startswith(prefix) and row["index"][len(prefix)] in "-_.")
+        ]
+        for name in names:
+            http.delete(f"/{name}")
+    return names
+
+
+def drop_isolated(settings: Settings) -> None:
+    """Remove what an isolated test left: its database, topics and search indices."""
+    errors: list[str] = []
+    for step in (drop_database, delete_topics, delete_indices):
+        try:
+            step(settings)
+        except Exception as exc:  # one failed clean-up must not hide the others
+            errors.append(f"{step.__name__}: {type(exc).__name__}: {exc}")
+    if errors:
+        raise StackError("clean-up of isolated settings failed: " + "; ".join(errors))

@@ -8,12 +8,13 @@
   naming the service, the port and its log file. To run the suite of a second checkout
   beside a running stack, give it its own home and ports (see README, "Two stacks").
 - `settings` (function): a fresh isolated `Settings` on that stack: topic prefix
-  `t<hex>.`, its own Postgres database `piaoxi_t<hex>` (created, dropped afterwards),
-  index prefix `t<hex>`, consumer groups `t<hex>-workers` / `t<hex>-projector`.
+  `t<hex>.`, its own Postgres database `piaoxi_t<hex>`, index prefix `t<hex>`, consumer
+  groups `t<hex>-workers` / `t<hex>-projector`. Afterwards the database is dropped and
+  the topics and search indices with its prefixes are deleted.
   Child processes get it with `env={**os.environ, **settings.as_env()}`.
 - `make_settings` (function): a factory for more isolated settings in one test
-  (`make_settings()`, or `make_settings(pool_size=1)` with overrides); each database is
-  dropped after the test.
+  (`make_settings()`, or `make_settings(pool_size=1)` with overrides); each is cleaned up
+  like `settings` after the test.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def stack() -> Settings:
 
 @pytest.fixture
 def make_settings(stack: Settings) -> Iterator[Callable[..., Settings]]:
-    """A factory of isolated settings, each with its own database (dropped afterwards)."""
-    from piaoxi.stack import create_database, drop_database, isolated_settings
+    """A factory of isolated settings, each with its own database (all removed afterwards)."""
+    from piaoxi.stack import create_database, drop_isolated, isolated_settings
 
     made: list[Settings] = []
 
@@ -75,7 +76,7 @@ def make_settings(stack: Settings) -> Iterator[Callable[..., Settings]]:
 
     yield make
     for isolated in made:
-        drop_database(isolated)
+        drop_isolated(isolated)
 
 
 @pytest.fixture

@@ -22,7 +22,14 @@ import psutil
 import pytest
 
 from piaoxi.settings import Settings
-from piaoxi.stack import GRPC_OFFSET, create_database, drop_database, port_is_free
+from piaoxi.stack import (
+    GRPC_OFFSET,
+    create_database,
+    drop_database,
+    drop_isolated,
+    isolated_settings,
+    port_is_free,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,6 +58,47 @@ def test_settings_fixture_is_isolated_and_has_its_own_database(
             await conn.close()
 
     assert asyncio.run(ask()) == settings.database_url.rsplit("/", 1)[1]
+
+
+def test_isolated_settings_leave_nothing_behind(stack: Settings) -> None:
+    import asyncpg
+    import httpx
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    mine, neighbour = isolated_settings(stack), isolated_settings(stack)
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    for isolated in (mine, neighbour):
+        create_database(isolated)
+        topic = NewTopic(isolated.topic("documents.uploaded"), 1, 1)
+        for future in admin.create_topics([topic]).values():
+            future.result(timeout=30)
+        index = f"{isolated.search_index_prefix}-documents-v1"
+        httpx.put(f"{stack.search_url}/{index}", json={}, headers=headers, timeout=60)
+
+    drop_isolated(mine)
+
+    topics = set(admin.list_topics(timeout=10).topics)
+    assert mine.topic("documents.uploaded") not in topics
+    assert neighbour.topic("documents.uploaded") in topics
+    listing = httpx.get(
+        f"{stack.search_url}/_cat/indices", params={"format": "json"}, headers=headers, timeout=60
+    ).json()
+    indices = {row["index"] for row in listing}
+    assert f"{mine.search_index_prefix}-documents-v1" not in indices
+    assert f"{neighbour.search_index_prefix}-documents-v1" in indices
+
+    async def databases() -> set[str]:
+        conn = await asyncpg.connect(stack.database_url)
+        try:
+            return {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+        finally:
+            await conn.close()
+
+    names = asyncio.run(databases())
+    assert mine.database_url.rsplit("/", 1)[1] not in names
+    assert neighbour.database_url.rsplit("/", 1)[1] in names
+    drop_isolated(neighbour)
 
 
 # --------------------------------------------------------------------------------------
