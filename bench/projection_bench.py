@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,6 +22,26 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from piaoxi.settings import Settings
+
+
+def _backend_cpu_s(pids: list[int]) -> float:
+    """CPU seconds used so far by local Postgres backends (the server runs on this host)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def _pids(pool: Any) -> list[int]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        )
+    return [r["pid"] for r in rows]
 
 
 def _stack_settings() -> Settings:
@@ -41,9 +62,11 @@ async def project_postgres(
     from projections.postgres import ReadModelProjection, create_read_pool
     from projections.tracking import ProjectionRunner
 
-    pool = await create_read_pool(settings, min_size=2)
+    pool = await create_read_pool(settings, min_size=2, max_size=2)
     async with pool.acquire() as conn:
         await apply_migrations(conn)
+    pids = await _pids(pool)
+    pg_before, py_before = _backend_cpu_s(pids), time.process_time()
     runner = ProjectionRunner(
         settings,
         ReadModelProjection(),
@@ -57,6 +80,8 @@ async def project_postgres(
     started = time.perf_counter()
     stats = await runner.run()
     seconds = time.perf_counter() - started
+    python_cpu = time.process_time() - py_before
+    postgres_cpu = _backend_cpu_s(pids) - pg_before
     await pool.close()
     return {
         "target": "postgres",
@@ -65,6 +90,22 @@ async def project_postgres(
         "transactions": stats.batches,
         "seconds": round(seconds, 2),
         "events_per_s": round(stats.events / seconds),
+        "python_cpu_s": round(python_cpu, 2),
+        "postgres_cpu_s": round(postgres_cpu, 2),
+        # what two idle cores would give: projector and Postgres each on one core
+        "cpu_bound_events_per_s": round(stats.events / max(python_cpu, postgres_cpu, 1e-6)),
+    }
+
+
+async def rebuild_postgres_run(settings: Settings) -> dict[str, Any]:
+    from projections.rebuild import rebuild_postgres
+
+    result = await rebuild_postgres(settings)
+    return {
+        "target": "postgres-rebuild",
+        "events": result.events,
+        "seconds": round(result.seconds, 2),
+        "events_per_s": round(result.events_per_s),
     }
 
 
@@ -125,6 +166,8 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=2000)
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--off-documents", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--rebuild", action="store_true", help="also time replay projections")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -152,9 +195,11 @@ def main() -> None:
             off_source, synthetic.histories(args.off_documents, pages=args.pages, seed=43)
         )
         on = fresh(source)
-        results.append(asyncio.run(project_postgres(on, last, 500)))
+        results.append(asyncio.run(project_postgres(on, last, args.batch_size)))
         results.append(asyncio.run(project_search(on, 200)))
         results.append(asyncio.run(rebuild_search(on)))
+        if args.rebuild:
+            results.append(asyncio.run(rebuild_postgres_run(on)))
         off = fresh(off_source)
         results.append(asyncio.run(project_postgres(off, off_last, 1)))
         results.append(asyncio.run(project_search(off, 1)))

@@ -61,13 +61,18 @@ class BatchOutcome:
 
 
 async def create_read_pool(
-    settings: Settings, *, schema: str = READ_MODEL_SCHEMA, min_size: int = 1
+    settings: Settings,
+    *,
+    schema: str = READ_MODEL_SCHEMA,
+    min_size: int = 1,
+    max_size: int | None = None,
 ) -> asyncpg.Pool:
     """A pool whose connections see the read models of `schema` (search_path set)."""
+    size = max_size or settings.database_pool_size
     pool: asyncpg.Pool = await asyncpg.create_pool(
         settings.database_url,
-        min_size=min(min_size, settings.database_pool_size),
-        max_size=settings.database_pool_size,
+        min_size=min(min_size, size),
+        max_size=size,
         server_settings={"search_path": search_path(schema)},
     )
     return pool
