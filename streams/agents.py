@@ -367,10 +367,12 @@ class StageRuntime:
         self._blobs: BlobStore | None = None
         self._codec: EventCodec | None = None
         self._versions: dict[str, str] = {}
-        # Events admitted per agent: enough to keep every pool slot busy with pages of
-        # different documents, small enough that a rebalance waits for little.
-        limit = max(2, 2 * settings.pool_size)
-        self._gates = {name: OrderedGate(limit) for name in self.stages}
+        # Events admitted per agent. Pages of a few documents keep every pool slot busy
+        # (a document may have many pages); light stages admit more, so the broker's
+        # round trip per publish (acks=all) overlaps instead of adding up.
+        pool = settings.pool_size
+        limits = {"extract": max(2, 2 * pool), "clean": 64, "entities": max(16, 8 * pool)}
+        self._gates = {name: OrderedGate(limits[name]) for name in self.stages}
         self.fatal: BaseException | None = None
         self.draining = False
         for stage in self.stages:  # a stage whose module is missing fails at start-up
