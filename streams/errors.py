@@ -54,6 +54,10 @@ class UnknownEngine(BadInput):
     """The requested OCR engine is not one we provide."""
 
 
+class OcrFailed(StageError):
+    """The OCR engine raised on an image it should have read (kept apart from bad input)."""
+
+
 class EngineUnavailable(StageError):
     """The OCR engine is installed wrongly or missing on this machine (an operator's fault)."""
 
@@ -68,6 +72,7 @@ __all__ = [
     "EngineUnavailable",
     "ImageTooLarge",
     "InputTooLarge",
+    "OcrFailed",
     "StageError",
     "TooManyPages",
     "UndecodableText",

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from streams.errors import EngineUnavailable, UnknownEngine
+from streams.errors import EngineUnavailable, OcrFailed, UnknownEngine
 from streams.layout import (
     Box,
     Layout,
@@ -138,8 +138,30 @@ def _rapidocr_engine() -> Any:
     return RapidOCR(params=params)
 
 
+# The detector cannot resize slivers (a 3000x20 strip fails): pad them with white first,
+# to at least 64 pixels a side and at most 20:1.
+_MIN_SIDE = 64
+_MAX_ASPECT = 20
+
+
+def _pad(image: Image.Image) -> Image.Image:
+    floor = max(_MIN_SIDE, max(image.size) // _MAX_ASPECT)
+    if image.width >= floor and image.height >= floor:
+        return image
+    padded = Image.new("RGB", (max(image.width, floor), max(image.height, floor)), "white")
+    padded.paste(image, (0, 0))
+    return padded
+
+
 def _rapidocr(image: Image.Image) -> list[OcrLine]:
-    result = _rapidocr_engine()(image)
+    engine = _rapidocr_engine()
+    try:
+        result = engine(_pad(image), use_det=True, use_cls=False, use_rec=True)
+    except Exception as exc:  # rapidocr raises its own error types from deep inside
+        raise OcrFailed(
+            f"rapidocr could not read a {image.width}x{image.height} image:"
+            f" {type(exc).__name__}: {exc}"
+        ) from exc
     if result.boxes is None or result.txts is None:
         return []
     return [

@@ -151,3 +151,16 @@ def test_a_scanned_pdf_page_is_rendered_and_read_as_columns() -> None:
     letters = "".join(ch for ch in truth if ch.isalnum())
     cleaned = clean_page(page.text, layout="vertical").cleaned_text
     assert cer(letters, "".join(ch for ch in cleaned if ch.isalnum())) < 0.05
+
+
+@pytest.mark.slow
+def test_blank_pages_and_slivers_give_empty_text_not_errors() -> None:
+    import io
+
+    from PIL import Image
+
+    for size in [(1, 1), (3000, 20), (10000, 64), (400, 300)]:
+        buffer = io.BytesIO()
+        Image.new("L", size, 255).save(buffer, format="PNG")
+        page = extract_pages(buffer.getvalue())[0]
+        assert (page.text, page.lines) == ("", [])
