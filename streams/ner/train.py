@@ -40,8 +40,8 @@ class CharTagger(nn.Module):
         self,
         vocab_size: int,
         n_labels: int,
-        dim: int = 128,
-        channels: int = 160,
+        dim: int = 96,
+        channels: int = 128,
         dilations: tuple[int, ...] = (1, 2, 4, 8),
         dropout: float = 0.15,
     ) -> None:
@@ -227,7 +227,25 @@ def train(seed: int, epochs: int, minutes: float, out: Path, synthetic: int) -> 
         "torch": torch.__version__,
         "onnx_bytes": (out / "ner.onnx").stat().st_size,
     }
+    report["heldout"] = heldout_report(out / "ner.onnx")
     (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def heldout_report(model_path: Path) -> dict[str, Any]:
+    """Scores of the exported model on data it never saw (evaluation only)."""
+    from streams.ner import heldout
+    from streams.ner.tagger import Tagger
+
+    tagger = Tagger(model_path)
+    report: dict[str, Any] = {
+        "tang_subject": heldout.subject_recall(
+            tagger, silver.tang_biographies(silver.poetry_root())
+        )
+    }
+    gold = Path(__file__).resolve().parents[2] / "tests" / "data" / "gold_entities.jsonl"
+    if gold.exists():
+        report["gold_model_only"] = heldout.gold_scores(tagger, gold)
     return report
 
 
@@ -236,7 +254,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=25.0, help="safety cap on wall time")
-    parser.add_argument("--synthetic", type=int, default=40_000)
+    parser.add_argument("--synthetic", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
     args = parser.parse_args()
     report = train(args.seed, args.epochs, args.minutes, args.out, args.synthetic)
