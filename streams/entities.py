@@ -15,6 +15,7 @@ import csv
 import functools
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -50,9 +51,18 @@ BETTER = ("context", "neighbour", "prefix", "ruler")
 _SENTENCE_END = re.compile(r"[。！？；\n]")
 _BOOK = re.compile(r"《([^《》\n]{1,40})》")
 _COURTESY = re.compile(
-    rf"(?:(?<=[，。；、\s])|^)(?:字|號|小字|自號)([{CJK}]{{1,3}})(?=[，。；、）\s]|$)"
+    rf"(?:(?<=[，。；、\s])|^)(?:字|一字|又字|本字|號|自號|別號|小字|小名|名|一名|初名|諱)"
+    rf"([{CJK}]{{1,3}}?)(?=[，。；、）\s]|$)"
 )
-_SUBJECT = re.compile(rf"(?:^|(?<=[。\n]))([{CJK}]{{2,3}})(?=，字)")
+# A biography opens with the subject: 「X，字Y」, 「X者，」, 「(title)X者，Y人也」.
+_SUBJECT = re.compile(rf"(?:^|(?<=[。\n]))([{CJK}]{{2,3}})(?=，字|者，)")
+_SURNAME = re.compile(rf"(?<=姓)([{CJK}])(?=氏|[，。；])")
+# 「，沛國譙人也」: the pieces of a place chain before 人 the word lists do not cover.
+_NATIVE_OF = re.compile(rf"(?<=[，。])([{CJK}]{{2,6}}?)(?=人(?:也)?[，。；])")
+_NATIVE_STOP = set(
+    "天下古時其夫小聖世後眾吾他何一二三四五門家主大故美婦庶野舍友工商農士宮僧道仙詩文行路外本異前"
+)
+_GENERAL = re.compile(r"([東西南北中前後左右征鎮安平撫奮建振揚威武寧龍虎驍驃車衛輔冠游]{2})將軍")
 _TODAY = re.compile(rf"（今(?:屬)?([{CJK}]{{2,8}})）")
 
 
@@ -237,15 +247,40 @@ def gazetteer_spans(text: str) -> list[Entity]:
     return out
 
 
-def pattern_spans(text: str) -> list[Entity]:
-    """Biography patterns: 「X，字Y」 names, 「（今屬X）」 places."""
+def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
+    """Biography patterns: 「X，字Y」「X者，」 names, 「姓X氏」, 「（今屬X）」 places, the
+    uncovered pieces of a 「…人也」 place chain (given the gazetteer spans ``known``),
+    X將軍 titles."""
     out: list[Entity] = []
     for m in _SUBJECT.finditer(text):
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.85, source="pattern"))
     for m in _COURTESY.finditer(text):
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.7, source="pattern"))
+    for m in _SURNAME.finditer(text):
+        out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.6, source="pattern"))
     for m in _TODAY.finditer(text):
         out.append(Entity("PLACE", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern"))
+    for m in _GENERAL.finditer(text):
+        out.append(
+            Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.7, source="pattern")
+        )
+    places = [k for k in known if k.type == "PLACE"]
+    for m in _NATIVE_OF.finditer(text):
+        a, b = m.start(1), m.end(1)
+        inside = [k for k in places if a <= k.start and k.end <= b]
+        if not inside or text[b - 1] in _NATIVE_STOP:
+            continue
+        cursor = a
+        for k in [*sorted(inside, key=lambda k: k.start), None]:
+            stop = k.start if k is not None else b
+            if 1 <= stop - cursor <= 3:
+                out.append(
+                    Entity(
+                        "PLACE", text[cursor:stop], cursor, stop, confidence=0.6, source="pattern"
+                    )
+                )
+            if k is not None:
+                cursor = k.end
     return out
 
 
@@ -350,9 +385,14 @@ def _model_spans(text: str) -> list[Entity]:
 
 
 def merge(text: str, gazetteer_found: list[Entity], model_found: list[Entity]) -> list[Entity]:
-    """Merge policy: gazetteer era dates, dynasties and 《》 books first; then the model's
-    persons, places, titles and books (trimmed off the spans already taken); then model era
-    dates and dynasties the gazetteer missed; then the remaining gazetteer/pattern spans."""
+    """Merge gazetteer, pattern and model spans into flat, non-overlapping spans.
+
+    Order of precedence: gazetteer era dates, dynasties and 《》 books; then the model's
+    titles that strictly contain a shorter gazetteer or pattern title
+    (奉車都尉 over 都尉); then the other gazetteer and pattern spans (dictionary matches are
+    exact); then the model's spans, trimmed to what is still free (扶風平陵 → 平陵 when 扶風 is
+    known); then model era dates and dynasties the gazetteer missed.
+    """
     used = bytearray(len(text) + 1)
     taken: list[Entity] = []
 
@@ -371,6 +411,19 @@ def merge(text: str, gazetteer_found: list[Entity], model_found: list[Entity]) -
         elif not first:
             rest.append(s)
     for s in model_found:
+        if s.type != "OFFICIAL_TITLE" or not free(s.start, s.end):
+            continue
+        inner = [
+            r
+            for r in rest
+            if s.start <= r.start and r.end <= s.end and (r.start, r.end) != (s.start, s.end)
+        ]
+        if inner and all(r.type == s.type for r in inner):
+            take(s)
+    for s in sorted(rest, key=lambda e: (e.start, -(e.end - e.start))):
+        if free(s.start, s.end):
+            take(s)
+    for s in model_found:
         if s.type in ("ERA_DATE", "DYNASTY"):
             continue
         trimmed = _trim(s, used, text)
@@ -383,9 +436,6 @@ def merge(text: str, gazetteer_found: list[Entity], model_found: list[Entity]) -
             if s.surface in eras.dynasty_table():
                 take(_dynasty_entity(s.surface, s.start, "model", s.confidence))
         elif eras.parse_era_date(s.surface) is not None:
-            take(s)
-    for s in rest:
-        if free(s.start, s.end):
             take(s)
     return sorted(taken, key=lambda e: (e.start, e.end))
 
@@ -400,7 +450,7 @@ def find_entities(
     """
     text = cleaned_text
     found = gazetteer_spans(text)
-    patterns = pattern_spans(text)
+    patterns = pattern_spans(text, found)
     model_found = _model_spans(text) if use_model else []
     merged = merge(text, [*found, *patterns], model_found)
     dated = {(e.start, e.end): e for e in _resolve_era_dates(text, merged, context_dynasty)}
