@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import pytest
 
 from events import (
+    DocumentRetracted,
     DocumentUploaded,
     EventBase,
     PageCleaned,
@@ -460,6 +461,17 @@ async def test_an_undecodable_message_becomes_a_dead_letter_and_the_agent_goes_o
 ) -> None:
     await producer.send_raw(b"not-a-document", b"\x00\x00\x00\x7f\xffgarbage")
     await producer.send_raw(b"also-not-a-document", "這不是事件".encode())
+    retracted = DocumentRetracted.create(
+        stage="api",
+        stage_version="test",
+        document_id=str(uuid.uuid4()),
+        document_version=1,
+        reason="withdrawn",
+        owner="tests",
+    )
+    await producer.send_raw(
+        retracted.document_id.encode(), await asyncio.to_thread(producer.codec.encode, retracted)
+    )
     good = await producer.upload(
         (SAMPLES / "daxue-big5.txt").read_bytes(), filename="daxue-big5.txt"
     )
@@ -471,3 +483,5 @@ async def test_an_undecodable_message_becomes_a_dead_letter_and_the_agent_goes_o
         assert failed.source_event_id is None
         assert failed.source_topic == producer.topics.uploaded
     assert collector.of(good.document_id, PageEntities)
+    # A retraction passes the worker by: no output, no dead letter (projections handle it).
+    assert collector.of(retracted.document_id) == []
