@@ -35,15 +35,34 @@ SINGLE_DYNASTIES = "夏商周秦漢晉隋唐宋元明清遼金魏蜀吳梁陳齊
 # A single-character dynasty name counts only in these surroundings (same rules as the
 # model's silver labels): 唐初, 宋時, 漢室, 明太祖 ...; 入宋，仕唐。; 唐貞觀; 漢丞相.
 _DYN_FOLLOW = set("初末時朝代亡興室主人軍兵太高世神仁英哲徽欽孝光寧理度")
-_DYN_AFTER_VERB = set("入仕事歸降於自及")
+_DYN_AFTER_VERB = set("入仕事歸降於自及平滅")
+# At the head of a clause, 秦置…, 漢為…, 隋改…, 吳曰… (the history of a place).
+_DYN_CLAUSE_VERB = set("為屬置改曰都")
+# Names in the dynasty table that are more often a place, an age (春秋) or a word.
+NOT_DYNASTY_WORDS = {
+    "大理",
+    "渤海",
+    "高昌",
+    "南平",
+    "吐蕃",
+    "柔然",
+    "于闐",
+    "東丹",
+    "春秋",
+    "楚",
+    "燕",
+}
+# 「唐杜佑撰」「宋司馬光奉敕撰」: a dynasty and an author at the head of a clause.
+_AUTHOR = re.compile(
+    rf"(?:^|(?<=[，。；、\n]))([{SINGLE_DYNASTIES}])([{CJK}]{{2,3}}?)(?:等)?(?:奉敕|奉詔)?[撰注編補輯著]"
+)
 _DYN_VERB_FOLLOW = set("，。、；後")
 # Era names that are also common words or places: they need a year to count (長安 is a
 # city, 太平 peace, 大同 a city, 中興 revival ...).
 _ERA_NEEDS_YEAR = {
-    "長安", "永安", "建安", "大同", "長樂", "太平", "中興", "大明", "光大", "至德", "文明",
-    "如意", "天下", "永和", "中和", "元和", "和平", "太初", "太和", "大和", "天成", "武成",
-    "神龍", "青龍", "黃龍", "鳳凰", "甘露", "天保", "天授", "河清", "順天", "應天", "正大",
-    "大德", "天德", "大安", "泰和", "天和", "大寶", "乾元", "元康", "建初", "開元", "正元",
+    "長安", "永安", "建安", "大同", "長樂", "太平", "中興", "文明", "如意", "光大", "至德",
+    "大德", "天德", "鳳凰", "和平", "甘露", "青龍", "黃龍", "神龍", "大明", "天成", "順天",
+    "應天", "正大", "天保", "河清", "天和",
 }  # fmt: skip
 CONTEXT_DYNASTIES = 6  # dynasty mentions on each side of a date that may settle it
 CONFIDENT = ("unique", "plausible", "prefix")
@@ -118,7 +137,7 @@ def gazetteer() -> Gazetteer:
         for row in csv.DictReader(fh, delimiter="\t"):
             words[row["surface"]] = row["type"]
     for name in eras.dynasty_table():
-        if len(name) >= 2 and name not in words:
+        if len(name) >= 2 and name not in words and name not in NOT_DYNASTY_WORDS:
             words[name] = "DYNASTY"
     lengths: dict[str, set[int]] = {}
     for w in words:
@@ -188,7 +207,9 @@ def _single_dynasty(text: str, i: int, g: Gazetteer) -> bool:
     following = _word_at(text, i + 1, g)
     if following is not None and g.words[following] in ("OFFICIAL_TITLE",) and not _is_cjk(prev):
         return True
-    if nxt in _DYN_FOLLOW and not _is_cjk(prev):
+    if following is not None and g.words[following] == "PERSON" and not _is_cjk(prev):
+        return True  # 唐杜甫, 漢景帝
+    if (nxt in _DYN_FOLLOW or nxt in _DYN_CLAUSE_VERB) and not _is_cjk(prev):
         return True
     return prev in _DYN_AFTER_VERB and nxt in _DYN_VERB_FOLLOW
 
@@ -258,6 +279,9 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.7, source="pattern"))
     for m in _SURNAME.finditer(text):
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.6, source="pattern"))
+    for m in _AUTHOR.finditer(text):
+        out.append(_dynasty_entity(m[1], m.start(1), "pattern", 0.8))
+        out.append(Entity("PERSON", m[2], m.start(2), m.end(2), confidence=0.7, source="pattern"))
     for m in _TODAY.finditer(text):
         out.append(Entity("PLACE", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern"))
     for m in _GENERAL.finditer(text):

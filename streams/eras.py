@@ -32,7 +32,7 @@ DYNASTY_FAMILIES: dict[str, tuple[str, ...]] = {
     "三國": ("魏", "蜀", "吳"),
     "晉": ("晉", "東晉"),
     "西晉": ("晉",),
-    "宋": ("北宋", "南宋"),
+    "宋": ("北宋", "南宋", "南朝宋"),
     "大宋": ("北宋", "南宋"),
     "劉宋": ("南朝宋",),
     "齊": ("南齊", "北齊"),
@@ -61,14 +61,14 @@ DIGITS = {
     "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
 }  # fmt: skip
 TENS = {"廿": 20, "卄": 20, "卅": 30, "卌": 40}
-NUMERAL_CHARS = "〇零一二三四五六七八九十廿卄卅卌百有兩"
 STEMS = "甲乙丙丁戊己庚辛壬癸"
 BRANCHES = "子丑寅卯辰巳午未申酉戌亥"
+NUMERAL_CHARS = "〇零一二三四五六七八九十廿卄卅卌百有兩"
 
 _NUM = f"[{NUMERAL_CHARS}]+"
 # What may follow an era name: the year, then season, intercalary mark, month and day.
 DATE_TAIL = re.compile(
-    rf"(?P<year>元|{_NUM})(?P<unit>年|載|祀)"
+    rf"(?:(?P<year>元|{_NUM})(?P<unit>年|載|祀)|(?P<gzyear>[{STEMS}][{BRANCHES}])年?)"
     rf"(?:(?P<season>[春夏秋冬])?(?:(?P<leap>閏)?(?P<month>正|臘|{_NUM})月)?)?"
     rf"(?:(?P<day>初?{_NUM})日|(?P<gz>[{STEMS}][{BRANCHES}])(?:日|朔)?|(?P<lunar>朔|望|晦)日?)?"
 )
@@ -237,8 +237,8 @@ def dynasty_matches(mention: str, regime: str) -> bool:
 
 
 def _plausible(era: Era, year_in_era: int | None) -> bool:
-    # Some regimes kept counting past the table's last year (e.g. 天祐 after 907): allow slack.
-    return year_in_era is None or year_in_era <= era.length + 3
+    # One year of slack: an era proclaimed late in a year may be counted into the next.
+    return year_in_era is None or year_in_era <= era.length + 1
 
 
 def resolve_era(
@@ -283,10 +283,15 @@ def resolve_era(
         chosen = tuple(c for c in plausible if c.dynasty == regime)
         if settled(chosen):
             return chosen, "neighbour", 0.85
+    narrowed: tuple[Era, ...] = ()
     for mention in context_dynasties:
         chosen = tuple(c for c in plausible if dynasty_matches(mention, c.dynasty))
         if settled(chosen):
             return chosen, "context", 0.85
+        if chosen and not narrowed:
+            narrowed = chosen  # the nearest dynasty in context bounds the range
+    if narrowed:
+        return narrowed, "unresolved", 0.3
     for tier in (1, 2):
         chosen = tuple(c for c in plausible if c.tier <= tier)
         if settled(chosen) and len({c.dynasty for c in chosen}) == 1:
@@ -294,6 +299,22 @@ def resolve_era(
         if chosen:
             break
     return plausible, "unresolved", 0.3
+
+
+def ganzhi_of_year(year: int) -> str:
+    """The sexagenary name of a Western year (1984 → 甲子; no year 0)."""
+    offset = (year - 4 if year > 0 else year - 3) % 60
+    return STEMS[offset % 10] + BRANCHES[offset % 12]
+
+
+def _year_of_ganzhi(era_name: str, ganzhi: str) -> int | None:
+    """紹興丁卯 → 17: the year of the era named by a sexagenary year, if all uses agree."""
+    found = set()
+    for era in era_table().get(era_name, ()):
+        for n in range(1, era.length + 2):
+            if ganzhi_of_year(era.western_year(n)) == ganzhi:
+                found.add(n)
+    return found.pop() if len(found) == 1 else None
 
 
 def _ruler_named(ruler: str, context_text: str) -> bool:
@@ -338,7 +359,10 @@ def parse_era_date(
     season = gz = None
     leap = False
     if match:
-        year_in_era = parse_chinese_number(match["year"])
+        if match["gzyear"]:
+            year_in_era = _year_of_ganzhi(era_name, match["gzyear"])
+        else:
+            year_in_era = parse_chinese_number(match["year"])
         season = match["season"]
         leap = bool(match["leap"])
         month = parse_chinese_number(match["month"]) if match["month"] else None
