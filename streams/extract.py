@@ -444,7 +444,8 @@ def _split_pdf(data: bytes, limits: Limits, what: str) -> list[PageSource]:
             finally:
                 page.close()
             visible = sum(1 for ch in text if not ch.isspace())
-            if visible >= _MIN_TEXT_LAYER_CHARS or (visible and not has_image):
+            readable = _readable_text_layer(text)
+            if readable and (visible >= _MIN_TEXT_LAYER_CHARS or (visible and not has_image)):
                 pages.append(
                     PageSource(
                         page_number=index + 1,
@@ -478,6 +479,23 @@ def _split_pdf(data: bytes, limits: Limits, what: str) -> list[PageSource]:
         return pages
     finally:
         document.close()
+
+
+def _readable_text_layer(text: str) -> bool:
+    """False for a text layer of glyph ids or mojibake (fonts without a Unicode map): mostly
+    private-use, control, replacement or Latin-1 characters. Such a page is rendered and
+    OCR'd instead."""
+    visible = [ch for ch in text if not ch.isspace()]
+    if not visible:
+        return False
+    junk = sum(
+        1
+        for ch in visible
+        if "\x80" <= ch <= "\xff"
+        or ch == "\ufffd"
+        or unicodedata.category(ch) in ("Co", "Cc", "Cn")
+    )
+    return junk <= len(visible) // 5
 
 
 def _normalise_newlines(text: str) -> str:

@@ -146,6 +146,33 @@ def test_pdf_text_layer_is_used_and_scans_are_left_for_ocr() -> None:
     assert all(p.payload.startswith(b"%PDF-") for p in scanned)
 
 
+def _pdf_with_unmapped_text() -> bytes:
+    """A one-page PDF whose text layer is mojibake (glyphs the font cannot map)."""
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_raw
+
+    document = pdfium.PdfDocument.new()
+    page = document.new_page(300, 300)
+    text_object = pdfium_raw.FPDFPageObj_NewTextObj(document.raw, b"Helvetica", ctypes.c_float(12))
+    encoded = ("".join(chr(0xE000 + i) for i in range(12)) + "\x00").encode("utf-16-le")
+    pdfium_raw.FPDFText_SetText(
+        text_object, (ctypes.c_ushort * (len(encoded) // 2)).from_buffer_copy(encoded)
+    )
+    pdfium_raw.FPDFPageObj_Transform(text_object, 1, 0, 0, 1, 20, 200)
+    pdfium_raw.FPDFPage_InsertObject(page.raw, text_object)
+    pdfium_raw.FPDFPage_GenerateContent(page.raw)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_text_layer_of_mojibake_is_not_trusted() -> None:
+    pages = split_pages(_pdf_with_unmapped_text())
+    assert [(p.source, p.payload_kind) for p in pages] == [("ocr", "pdf")]
+
+
 def test_multi_page_tiff_gives_one_source_per_frame() -> None:
     pages = split_pages(sample("daxue-pages.tiff"))
     assert [p.page_number for p in pages] == [1, 2, 3]
