@@ -246,13 +246,16 @@ def run(
         "model_version": entities.MODEL_VERSION,
         "model_loaded": use_model and entities.model_available(),
     }
-    report["gold"] = evaluate_gold(load_gold(gold_path), use_model=use_model)
+    gold = load_gold(gold_path)
+    report["gold"] = evaluate_gold(gold, use_model=use_model)
     bios = tang_biographies()
     if bios is None:
         report["tang"] = None
+        speed_texts = [s.text for s in gold]  # the gold sentences, when the package is absent
     else:
         sample = bios[:tang_limit] if tang_limit else bios
         report["tang"] = evaluate_subjects(sample, use_model=use_model)
-        texts = pages([desc for _, desc in bios], limit=speed_chars)
-        report["throughput"] = throughput(texts, processes=processes, use_model=use_model)
+        speed_texts = [desc for _, desc in bios]
+    texts = pages(speed_texts, limit=speed_chars)
+    report["throughput"] = throughput(texts, processes=processes, use_model=use_model)
     return report

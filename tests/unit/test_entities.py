@@ -1,0 +1,253 @@
+"""The entity stage on sample sentences, the gold file's shape, and `piaoxi eval entities`."""
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.entities import MODEL_VERSION, STAGE_VERSION, Entity, find_entities, merge
+from streams.evaluation import GOLD_PATH, evaluate_gold, load_gold, pages, prf
+
+REPO = Path(__file__).resolve().parents[2]
+PIAOXI = str(Path(sys.executable).parent / "piaoxi")
+
+
+def spans(text: str, **kw: object) -> set[tuple[str, str]]:
+    return {(e.type, e.surface) for e in find_entities(text, use_model=False, **kw)}  # type: ignore[arg-type]
+
+
+def test_nested_title_is_split_flat() -> None:
+    found = find_entities("漢丞相諸葛亮上表曰：臣本布衣。", use_model=False)
+    assert [(e.type, e.surface) for e in found] == [
+        ("DYNASTY", "漢"),
+        ("OFFICIAL_TITLE", "丞相"),
+        ("PERSON", "諸葛亮"),
+    ]
+
+
+def test_spans_are_flat_sorted_and_match_the_text() -> None:
+    text = "李白，字太白，隴西成紀人。天寶初，召入翰林。事見《新唐書》卷二〇二。"
+    found = find_entities(text)
+    for e in found:
+        assert text[e.start : e.end] == e.surface
+        assert e.source in ("gazetteer", "model", "pattern")
+        assert 0.0 <= e.confidence <= 1.0
+    for a, b in itertools.pairwise(found):
+        assert a.end <= b.start
+
+
+def test_era_dates_get_western_years() -> None:
+    found = find_entities("唐貞觀三年，太宗命李靖擊突厥。開元二十三年春正月，親耕藉田。")
+    dates = [(e.surface, e.year_from, e.year_to) for e in found if e.type == "ERA_DATE"]
+    assert dates == [("貞觀三年", 629, 629), ("開元二十三年春正月", 735, 735)]
+    assert ("DYNASTY", "唐") in {(e.type, e.surface) for e in found}
+
+
+def test_ambiguous_era_uses_the_dynasty_in_the_sentence() -> None:
+    found = find_entities("吳太平二年，諸葛誕以壽春來附。", use_model=False)
+    date = next(e for e in found if e.type == "ERA_DATE")
+    assert (date.year_from, date.year_to) == (257, 257)
+
+
+def test_ambiguous_era_uses_the_document_dynasty() -> None:
+    text = "太平二年，大赦。"
+    alone = next(e for e in find_entities(text, use_model=False) if e.type == "ERA_DATE")
+    assert alone.year_from != alone.year_to  # a range over the candidates
+    assert alone.confidence < 0.5
+    with_context = next(
+        e
+        for e in find_entities(text, context_dynasty="梁", use_model=False)
+        if e.type == "ERA_DATE"
+    )
+    assert (with_context.year_from, with_context.year_to) == (557, 557)
+
+
+def test_ruler_in_the_sentence_settles_the_era() -> None:
+    found = find_entities("建武三年，光武至洛陽。", use_model=False)
+    date = next(e for e in found if e.type == "ERA_DATE")
+    assert date.year_from == date.year_to == 27
+
+
+def test_a_resolved_neighbour_settles_an_ambiguous_era() -> None:
+    text = "貞觀三年，遷中書令。天寶三載，卒。"
+    found = [e for e in find_entities(text, use_model=False) if e.type == "ERA_DATE"]
+    assert [(e.year_from, e.year_to) for e in found] == [(629, 629), (744, 744)]
+
+
+def test_era_names_that_are_words_need_a_year() -> None:
+    assert ("PLACE", "長安") in spans("長安中，為監察御史。")
+    assert not any(t == "ERA_DATE" for t, _ in spans("天下太平，百姓安樂。"))
+
+
+def test_books_titles_places_and_biography_patterns() -> None:
+    found = spans("蘇軾，字子瞻，眉州眉山人。《東坡集》四十卷。元豐二年，責授黃州團練副使。")
+    assert {
+        ("PERSON", "蘇軾"),
+        ("PERSON", "子瞻"),
+        ("PLACE", "眉州"),
+        ("BOOK", "東坡集"),
+        ("PLACE", "黃州"),
+        ("OFFICIAL_TITLE", "團練副使"),
+    } <= found
+
+
+def test_single_character_dynasty_only_in_context() -> None:
+    assert ("DYNASTY", "宋") in spans("入宋，授右庶子。")
+    assert ("DYNASTY", "唐") in spans("《通典》二百卷，唐杜佑撰。")
+    assert not any(t == "DYNASTY" for t, _ in spans("明月照高樓。"))
+
+
+def test_merge_prefers_gazetteer_dates_and_trims_model_spans() -> None:
+    text = "唐太宗即位"
+    gazetteer = [Entity("DYNASTY", "唐", 0, 1), Entity("PERSON", "太宗", 1, 3)]
+    model = [
+        Entity("PERSON", "唐太宗", 0, 3, source="model"),
+        Entity("PLACE", "即位", 3, 5, source="model"),
+    ]
+    merged = merge(text, gazetteer, model)
+    assert [(e.type, e.surface) for e in merged] == [
+        ("DYNASTY", "唐"),
+        ("PERSON", "太宗"),
+        ("PLACE", "即位"),
+    ]
+
+
+def test_empty_and_plain_text() -> None:
+    assert find_entities("") == []
+    assert find_entities("   \n") == []
+    assert find_entities("hello world 123") == []
+
+
+def test_versions() -> None:
+    assert STAGE_VERSION.count(".") == 2
+    assert MODEL_VERSION.startswith("gazetteer-") and "+ner-" in MODEL_VERSION
+
+
+def test_gold_file_is_well_formed() -> None:
+    lines = GOLD_PATH.read_text(encoding="utf-8").splitlines()
+    header = json.loads(lines[0])
+    assert "never" in header["_comment"].lower()
+    gold = load_gold()
+    assert len(gold) >= 300
+    assert len({s.text for s in gold}) == len(gold)
+    types = {"PERSON", "PLACE", "DYNASTY", "ERA_DATE", "OFFICIAL_TITLE", "BOOK"}
+    sources = set()
+    for sentence in gold:
+        sources.add(sentence.source.split("·")[0])
+        last_end = 0
+        for e in sentence.entities:
+            assert e.type in types
+            assert sentence.text[e.start : e.end] == e.surface, (sentence.id, e)
+            assert e.start >= last_end, f"overlap in {sentence.id}"
+            last_end = e.end
+            if e.type == "ERA_DATE":
+                assert e.year_from is not None and e.year_to is not None
+                assert e.year_from <= e.year_to
+    assert len(sources) >= 10  # histories, gazetteers, prefaces, notes ...
+
+
+def test_gold_file_matches_its_source() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "gold_build", REPO / "tests" / "data" / "gold_entities_build.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text, entities = module.parse_line("[D:漢][T:丞相][P:諸葛亮]，[E:建興五年=227]")
+    assert text == "漢丞相諸葛亮，建興五年"
+    assert entities[-1]["year_from"] == 227
+    src_lines = [
+        ln
+        for ln in (REPO / "tests/data/gold_entities.src.txt")
+        .read_text(encoding="utf-8")
+        .splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    assert len(src_lines) == len(load_gold())
+
+
+def test_evaluate_gold_scores_a_perfect_finder() -> None:
+    gold = load_gold()[:20]
+
+    def oracle(text: str, **_: object) -> list[Entity]:
+        sentence = next(s for s in gold if s.text == text)
+        return [
+            Entity(e.type, e.surface, e.start, e.end, year_from=e.year_from, year_to=e.year_to)
+            for e in sentence.entities
+        ]
+
+    report = evaluate_gold(gold, find=oracle)
+    assert report["micro"]["f1"] == 1.0
+    assert report["era_year"]["accuracy"] in (0.0, 1.0)
+    assert report["errors"] == []
+
+
+def test_prf_and_pages() -> None:
+    assert prf(8, 2, 2)["f1"] == pytest.approx(0.8)
+    assert prf(0, 0, 0)["f1"] == 0.0
+    chunks = pages(["甲" * 700, "乙" * 900, "丙" * 100], size=1500, limit=10_000)
+    assert chunks[0] == "甲" * 700 + "\n" + "乙" * 900
+    assert chunks[1] == "丙" * 100
+
+
+def test_eval_command_prints_a_table() -> None:
+    result = subprocess.run(
+        [
+            PIAOXI,
+            "eval",
+            "entities",
+            "--no-model",
+            "--tang-limit",
+            "200",
+            "--speed-chars",
+            "5000",
+            "--processes",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "micro" in out and "PERSON" in out and "era-year accuracy" in out
+    assert "chars/s" in out
+
+
+def test_eval_command_json() -> None:
+    result = subprocess.run(
+        [
+            PIAOXI,
+            "eval",
+            "entities",
+            "--json",
+            "--no-model",
+            "--tang-limit",
+            "50",
+            "--speed-chars",
+            "2000",
+            "--processes",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["gold"]["per_type"]) == {
+        "PERSON",
+        "PLACE",
+        "DYNASTY",
+        "ERA_DATE",
+        "OFFICIAL_TITLE",
+        "BOOK",
+    }
+    assert 0.0 <= report["gold"]["micro"]["f1"] <= 1.0
