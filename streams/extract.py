@@ -545,7 +545,7 @@ def _split_docx(data: bytes, limits: Limits, what: str) -> list[PageSource]:
     vertical = any(
         el.get(f"{_W}val") in ("tbRl", "tbRlV", "tbLrV") for el in body.iter(f"{_W}textDirection")
     )
-    texts = list(_docx_pages(body))
+    texts = [piece for page in _docx_pages(body) for piece in _chunk(page, limits.text_page_chars)]
     while texts and not texts[-1].strip():
         texts.pop()
     if not texts or not any(t.strip() for t in texts):

@@ -134,6 +134,20 @@ def test_docx_pages_follow_page_breaks() -> None:
     assert squeeze(results[1].text) == squeeze(truth("guwen-document.p2"))
 
 
+def test_a_long_docx_without_page_breaks_is_cut_into_pages() -> None:
+    import docx
+
+    document = docx.Document()
+    for _ in range(100):
+        document.add_paragraph("學而時習之，不亦說乎？" * 10)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    pages = split_pages(buffer.getvalue(), limits=Limits(text_page_chars=5000))
+    assert len(pages) == 3
+    assert all(len(p.text or "") <= 5000 for p in pages)
+    assert sum(len(p.text or "") for p in pages) == 100 * 111 - 1
+
+
 def test_pdf_text_layer_is_used_and_scans_are_left_for_ocr() -> None:
     text_pages = split_pages(sample("zhongyong-text.pdf"))
     assert [p.source for p in text_pages] == ["text-layer", "text-layer"]
