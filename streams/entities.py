@@ -291,20 +291,16 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
     places = [k for k in known if k.type == "PLACE"]
     for m in _NATIVE_OF.finditer(text):
         a, b = m.start(1), m.end(1)
-        inside = [k for k in places if a <= k.start and k.end <= b]
+        inside = sorted((k for k in places if a <= k.start and k.end <= b), key=lambda k: k.start)
         if not inside or text[b - 1] in _NATIVE_STOP:
             continue
-        cursor = a
-        for k in [*sorted(inside, key=lambda k: k.start), None]:
-            stop = k.start if k is not None else b
-            if 1 <= stop - cursor <= 3:
-                out.append(
-                    Entity(
-                        "PLACE", text[cursor:stop], cursor, stop, confidence=0.6, source="pattern"
-                    )
-                )
-            if k is not None:
-                cursor = k.end
+        # Only the pieces after a known place continue the chain (沛國譙, 扶風平陵); what
+        # comes before the first known place is usually not a place (其先, 遂為).
+        for k, nxt in zip(inside, [*inside[1:], None], strict=True):
+            stop = nxt.start if nxt is not None else b
+            if 1 <= stop - k.end <= 3:
+                piece = text[k.end : stop]
+                out.append(Entity("PLACE", piece, k.end, stop, confidence=0.6, source="pattern"))
     return out
 
 
