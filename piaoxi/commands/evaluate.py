@@ -66,6 +66,12 @@ def _table(report: dict[str, Any], errors: int) -> str:
             f"  {name:<16}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}"
             f"{row['support']:>8}{row['predicted']:>8}"
         )
+    for split, part in report.get("gold_splits", {}).items():
+        m = part["micro"]
+        lines.append(
+            f"  split {split:<9} ({part['sentences']} sentences) micro P {m['precision']:.3f} "
+            f"R {m['recall']:.3f} F1 {m['f1']:.3f}; era-year {part['era_year']['accuracy']:.3f}"
+        )
     era = gold["era_year"]
     lines.append(
         f"era-year accuracy: {era['accuracy']:.3f} ({era['correct']}/{era['gold_era_dates']}; "
