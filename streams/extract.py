@@ -268,9 +268,33 @@ def _in_common_sets(ch: str) -> bool:
     return False
 
 
+def _frequent_hanzi(ch: str) -> bool:
+    """In GB2312 level 1 (3,755 common hanzi) or Big5 level 1 (5,401 common hanzi)."""
+    try:
+        code = ch.encode("gb2312")
+        if len(code) == 2 and 0xB0 <= code[0] <= 0xD7:
+            return True
+    except UnicodeEncodeError:
+        pass
+    try:
+        code = ch.encode("cp950")
+        if len(code) == 2 and 0xA440 <= (code[0] << 8 | code[1]) <= 0xC67E:
+            return True
+    except UnicodeEncodeError:
+        pass
+    return False
+
+
 def plausibility(text: str) -> float:
-    """Share (0..1) of non-space characters that belong in Chinese text."""
-    total = good = 0
+    """How much `text` looks like Chinese text, 0..1.
+
+    Ideographs count 1 when they are among the frequent ones of GB2312 or Big5 (a text
+    decoded with the wrong one of the two lands on rare characters about half the time),
+    ½ otherwise; ASCII and common punctuation count 1; private-use, control, kana and
+    unassigned characters 0.
+    """
+    total = 0
+    good = 0.0
     for ch in text:
         if ch.isspace():
             continue
@@ -283,7 +307,7 @@ def plausibility(text: str) -> float:
             continue
         name = unicodedata.name(ch, "")
         if name.startswith(("CJK UNIFIED", "CJK COMPATIBILITY IDEOGRAPH")):
-            good += _in_common_sets(ch)
+            good += 1.0 if _frequent_hanzi(ch) else 0.5 if _in_common_sets(ch) else 0.25
         elif cat.startswith("P") or cat.startswith("S") or cat == "Zs" or "FULLWIDTH" in name:
             good += _in_common_sets(ch) and not name.startswith(("HIRAGANA", "KATAKANA"))
     return good / total if total else 0.0

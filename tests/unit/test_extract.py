@@ -95,6 +95,13 @@ def test_utf8_gb18030_and_big5_are_detected() -> None:
     traditional_in_gb = decode_text(truth("daxue-big5").encode("gb18030"))
     assert (traditional_in_gb.encoding, traditional_in_gb.uncertain) == ("gb18030", False)
 
+    # short texts whose bytes are valid in both: the wrong decoding lands on rare characters
+    short_gb = decode_text("子曰：学而时习之，不亦".encode("gb18030"))
+    assert (short_gb.encoding, short_gb.uncertain) == ("gb18030", False)
+    assert short_gb.scores["big5"] < 0.6
+    short_big5 = decode_text("孟子見梁惠王。王曰：".encode("cp950"))
+    assert (short_big5.encoding, short_big5.uncertain) == ("big5", False)
+
 
 def test_an_undecidable_encoding_is_flagged_not_guessed_silently() -> None:
     # two characters are valid in GB18030 and in Big5: too little to tell
