@@ -31,9 +31,25 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.scrape_errors = Counter(
+            "piaoxi_api_metrics_scrape_errors_total",
+            "Scrapes whose read-model gauges could not be read.",
+            registry=self.registry,
+        )
+
+
+class PipelineGauges:
+    """Gauges read from the read models for one scrape, as one caller may see them.
+
+    Built per scrape in a registry of their own: an admin's scrape and an anonymous one
+    must not overwrite each other's view.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
         self.projection_lag = Gauge(
             "piaoxi_projection_lag_events",
-            "Events published but not yet applied, per projection and topic.",
+            "Events (search: documents) not yet applied, per projection and topic.",
             ["projection", "topic"],
             registry=self.registry,
         )
@@ -43,6 +59,7 @@ class ApiMetrics:
             ["status"],
             registry=self.registry,
         )
+        self.pages = Gauge("piaoxi_pages", "Pages of current versions.", registry=self.registry)
         self.stage_events = Gauge(
             "piaoxi_stage_events_total",
             "Results recorded per pipeline stage (take rate() for throughput).",
@@ -59,11 +76,6 @@ class ApiMetrics:
             "piaoxi_stage_failures",
             "ProcessingFailed events recorded, by failed stage.",
             ["stage"],
-            registry=self.registry,
-        )
-        self.scrape_errors = Counter(
-            "piaoxi_api_metrics_scrape_errors_total",
-            "Scrapes whose read-model gauges could not be refreshed.",
             registry=self.registry,
         )
 

@@ -388,12 +388,17 @@ async def projection_lag(conn: asyncpg.Connection) -> list[Any]:
     return list(await read_lag(conn))
 
 
-async def stage_throughput(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Events applied per stage: all time and in the last five minutes (processing log)."""
+async def stage_throughput(conn: asyncpg.Connection, principal: Principal) -> list[asyncpg.Record]:
+    """Events applied per stage, all time and in the last five minutes (processing log),
+    of documents the caller may see."""
+    params: list[Any] = []
+    rule = visible(principal, params)
     return list(
         await conn.fetch(
-            "SELECT stage, count(*) AS total,"
-            " count(*) FILTER (WHERE occurred_at > now() - interval '5 minutes') AS recent"
-            " FROM processing_log GROUP BY 1 ORDER BY 1"
+            "SELECT l.stage, count(*) AS total,"
+            " count(*) FILTER (WHERE l.occurred_at > now() - interval '5 minutes') AS recent"
+            " FROM processing_log l JOIN documents d ON d.document_id = l.document_id"
+            f" WHERE {rule} GROUP BY 1 ORDER BY 1",
+            *params,
         )
     )

@@ -284,7 +284,9 @@ async def project_read_models(settings: Settings, events: Sequence[EventBase]) -
         await conn.close()
 
 
-async def rebuild_search_index(settings: Settings, *, batch_documents: int = 50) -> str:
+async def rebuild_search_index(
+    settings: Settings, *, batch_documents: int = 50, request_timeout: float = 120.0
+) -> str:
     """(Re)build the search index from the read models with the search projector's code."""
     import asyncpg
 
@@ -296,7 +298,12 @@ async def rebuild_search_index(settings: Settings, *, batch_documents: int = 50)
         settings.database_url, server_settings={"search_path": search_path(READ_MODEL_SCHEMA)}
     )
     try:
-        return await rebuild_index(client, settings, conn, batch_documents=batch_documents)
+        return await rebuild_index(
+            client.options(request_timeout=request_timeout),
+            settings,
+            conn,
+            batch_documents=batch_documents,
+        )
     finally:
         await conn.close()
         await client.close()

@@ -7,8 +7,12 @@
 Synthetic documents are built from the Tang poems of npm `chinese-poetry` (traditional
 text; each page a few poems with a `唐·author《title》` header and an era-dated colophon, so
 pages carry PERSON, DYNASTY, BOOK and ERA_DATE entities) and projected into their own
-database and index (`piaoxi_bench_search`, prefix `bench-search`) with the projections'
-own code; they are kept for the next run unless `--fresh`. A real `piaoxi api` process
+database (`piaoxi_bench_search`, kept for the next run unless `--fresh`) with the
+projections' own code. The index goes into a search server of the bench's own (the stack's
+osmem binary on a free port, stopped with the bench): bulk-loading 11,000 search docs
+into the shared in-memory server stalls everyone else's queries for minutes, and the
+others' traffic would blur these numbers. `--shared-search` uses the stack's server
+instead. A real `piaoxi api` process
 serves them; the clients (httpx, one asyncio loop in this process) each send requests
 back to back: 70% anonymous, 30% with an owner's token (public + own documents).
 Search queries are words, exact phrases in quotes, single characters and filtered
@@ -248,7 +252,7 @@ async def seed(settings: Settings, documents: int, pages: int) -> dict[str, Any]
     finally:
         await conn.close()
     projected = time.perf_counter()
-    await rebuild_search_index(settings, batch_documents=20)
+    await rebuild_search_index(settings, batch_documents=20, request_timeout=600)
     indexed = time.perf_counter()
     return {
         "events": len(events),
@@ -410,11 +414,56 @@ async def load(
     }
 
 
+class OwnSearchServer:
+    """The osmem search server from the stack's package, on a free port, for this run."""
+
+    def __enter__(self) -> str:
+        import os
+        import subprocess
+
+        import httpx
+        import osmem_server
+
+        from api.sample_data import free_port
+
+        port = free_port()
+        self.process = subprocess.Popen(
+            [
+                osmem_server.resolve_binary(),
+                "-addr",
+                f"127.0.0.1:{port}",
+                "-no-stdin-watch",
+                "-parent-pid",
+                str(os.getpid()),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the bench's search server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    base = bench_settings(_stack_settings())
+    if args.shared_search:
+        return await run_bench(args, base)
+    with OwnSearchServer() as search_url:
+        return await run_bench(args, base.model_copy(update={"search_url": search_url}))
+
+
+async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     from api.sample_data import ApiServer
 
-    base = _stack_settings()
-    settings = bench_settings(base)
     create_database(settings, args.fresh)
     pages_before = await existing_pages(settings)
     seeded: dict[str, Any] | None = None
@@ -435,7 +484,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if answer.status_code != 200 or answer.json().get("count", 0) < wanted:
             from api.sample_data import rebuild_search_index
 
-            await rebuild_search_index(settings, batch_documents=20)
+            started = time.perf_counter()
+            await rebuild_search_index(settings, batch_documents=20, request_timeout=600)
+            seeded = {"index_s": round(time.perf_counter() - started, 1), "reused_postgres": True}
     import httpx
 
     indexed = httpx.get(f"{settings.search_url}/{BENCH_PREFIX}-documents/_count", timeout=30)
@@ -452,6 +503,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "search_docs": indexed.json().get("count"),
         "seed": seeded,
         "workers": args.workers,
+        "search_server": "shared" if args.shared_search else "own",
         "seconds_per_step": args.seconds,
         "search": [],
         "page": [],
@@ -485,6 +537,11 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes.")
     parser.add_argument("--fresh", action="store_true", help="Rebuild the bench data.")
+    parser.add_argument(
+        "--shared-search",
+        action="store_true",
+        help="Index into the stack's shared search server instead of one of the bench's own.",
+    )
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
     args = parser.parse_args()
     report = asyncio.run(main_async(args))

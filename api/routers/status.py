@@ -9,8 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api import queries
 from api.auth import Principal
 from api.deps import Caller, Conn
-from api.errors import ApiError, ErrorResponse
-from api.metrics import ApiMetrics
+from api.metrics import ApiMetrics, PipelineGauges
 from api.models import ProjectionLag, StatusReport
 
 router = APIRouter(tags=["status"])
@@ -49,43 +48,40 @@ async def status(conn: Conn, caller: Caller) -> StatusReport:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics (admin token)",
+    summary="Prometheus metrics",
     response_class=Response,
-    responses={
-        200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
-        403: {"model": ErrorResponse, "description": "Not an admin token."},
-    },
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
 )
 async def metrics(request: Request, conn: Conn, caller: Caller) -> Response:
-    """Request counts and latencies, projection lag, documents per status and stage
-    throughput. The gauges count private documents too, so an admin token is required
-    (Prometheus: `authorization: {credentials: <token>}`)."""
-    if not caller.admin:
-        raise ApiError(403, "forbidden", "Metrics need an admin token.")
-    registry: ApiMetrics = request.app.state.metrics
+    """Request counts and latencies per route, documents per status, pages, failures
+    and results per stage (`rate()` of them is the stage throughput), projection lag.
+
+    Counts follow the access rule like everything else: scraped anonymously they cover
+    public documents only and leave out the lag; scrape with an admin token
+    (Prometheus `authorization: {credentials: ...}`) for the whole pipeline."""
+    api_metrics: ApiMetrics = request.app.state.metrics
+    body = generate_latest(api_metrics.registry)
     try:
-        await refresh_gauges(conn, registry)
-    except (OSError, TimeoutError):
-        registry.scrape_errors.inc()
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+        body += generate_latest((await pipeline_gauges(conn, caller)).registry)
+    except (OSError, TimeoutError, asyncpg.PostgresError):
+        api_metrics.scrape_errors.inc()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-async def refresh_gauges(conn: asyncpg.Connection, m: ApiMetrics) -> None:
-    """Set the pipeline gauges from the read models (admin view: everything)."""
-    admin = Principal(admin=True)
-    counts = await queries.status_counts(conn, admin)
-    m.projection_lag.clear()
-    for p in counts.projections:
-        if p.lag is not None:
-            m.projection_lag.labels(p.projection, p.topic).set(p.lag)
-    m.documents.clear()
+async def pipeline_gauges(conn: asyncpg.Connection, caller: Principal) -> PipelineGauges:
+    """The pipeline gauges as `caller` may see them."""
+    gauges = PipelineGauges()
+    counts = await queries.status_counts(conn, caller)
+    if caller.admin:
+        for p in counts.projections:
+            if p.lag is not None:
+                gauges.projection_lag.labels(p.projection, p.topic).set(p.lag)
     for status_name, n in counts.documents_per_status.items():
-        m.documents.labels(status_name).set(n)
-    m.stage_failures.clear()
+        gauges.documents.labels(status_name).set(n)
+    gauges.pages.set(counts.pages)
     for stage, n in counts.failures_per_stage.items():
-        m.stage_failures.labels(stage).set(n)
-    m.stage_events.clear()
-    m.stage_recent.clear()
-    for row in await queries.stage_throughput(conn):
-        m.stage_events.labels(row["stage"]).set(row["total"])
-        m.stage_recent.labels(row["stage"]).set(row["recent"])
+        gauges.stage_failures.labels(stage).set(n)
+    for row in await queries.stage_throughput(conn, caller):
+        gauges.stage_events.labels(row["stage"]).set(row["total"])
+        gauges.stage_recent.labels(row["stage"]).set(row["recent"])
+    return gauges

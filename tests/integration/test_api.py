@@ -378,7 +378,10 @@ async def test_private_document_is_invisible_to_others(env: Env, who: str) -> No
     assert status["documents"] == 3 and status["pages"] == 4
     assert status["documents_per_status"] == {"done": 2, "failed": 1}
     assert all(p["events_behind"] is None for p in status["projections"])
-    assert (await env.get("/metrics", who)).status_code == 403
+    metrics = (await env.get("/metrics", who)).text
+    assert 'piaoxi_documents{status="done"} 2.0' in metrics
+    assert "piaoxi_pages 4.0" in metrics
+    assert "piaoxi_projection_lag_events{" not in metrics
 
     # web pages
     for path in ("/?q=蘇軾", "/?q=明月", "/?q=", "/web/documents", "/web/entities", "/web/status"):
