@@ -251,3 +251,20 @@ def test_eval_command_json() -> None:
         "BOOK",
     }
     assert 0.0 <= report["gold"]["micro"]["f1"] <= 1.0
+
+
+def test_invariants_on_random_text() -> None:
+    import random
+
+    rng = random.Random(7)
+    alphabet = "貞觀開元天寶三年十月初唐宋漢晉吳蜀丞相刺史諸葛亮揚州《》，。、；字號人者之為\n a1"
+    for _ in range(200):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 80)))
+        found = find_entities(text, use_model=False)
+        last = 0
+        for e in found:
+            assert text[e.start : e.end] == e.surface
+            assert e.start >= last and e.end > e.start
+            last = e.end
+            if e.type == "ERA_DATE" and e.year_from is not None:
+                assert e.year_to is not None and e.year_from <= e.year_to
