@@ -622,12 +622,19 @@ class StageRuntime:
         del data
         log.info("document split", page_count=len(pages))
         engine = upload.ocr_engine or self.settings.ocr_engine
-        outcomes = await asyncio.gather(*(self._read_page(upload, page, engine) for page in pages))
-        for outcome in outcomes:
-            if isinstance(outcome, StageFailure):
-                await self.fail("extract", source, outcome, upload)
-            else:
-                await self.publish(self.topics.pages, outcome)
+        # Every page goes to the pool at once (the pool queues them); each is published,
+        # in page order, as soon as it and the pages before it are done.
+        reading = [asyncio.ensure_future(self._read_page(upload, p, engine)) for p in pages]
+        try:
+            for task in reading:
+                outcome = await task
+                if isinstance(outcome, StageFailure):
+                    await self.fail("extract", source, outcome, upload)
+                else:
+                    await self.publish(self.topics.pages, outcome)
+        finally:
+            for task in reading:
+                task.cancel()
 
     async def _read_page(
         self, upload: DocumentUploaded, page: PageSource, engine: str

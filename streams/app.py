@@ -8,10 +8,12 @@ agents, so an undecodable message becomes a ProcessingFailed instead of killing 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from events.topics import Topics
+from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 from streams import topology
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     import faust
 
     from streams.agents import StageRuntime
+
+log = get_logger(__name__)
 
 # Partitions of the topics the worker creates when they do not exist yet. The number of
 # partitions is the most workers that can share one stage.
@@ -117,5 +121,14 @@ def build_app(
     async def _stop_runtime(sender: Any, **kwargs: Any) -> None:
         await runtime.close()
 
+    async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        log.info(
+            "partitions assigned",
+            count=len(assigned),
+            partitions=sorted(f"{tp.topic}:{tp.partition}" for tp in assigned),
+            pid=os.getpid(),
+        )
+
     app.on_before_shutdown.connect(cast(Any, _stop_runtime))
+    app.on_partitions_assigned.connect(cast(Any, _assigned))
     return app, runtime

@@ -75,8 +75,10 @@ def _die_with_parent() -> None:
 def _child_main(conn: Connection, initializer: Callable[[], None] | None) -> None:
     """Loop of one slot's child: receive (fn, args), send back (ok, result-or-exception)."""
     _die_with_parent()
-    # The parent handles SIGINT/SIGTERM and stops us over the pipe (or kills us).
+    # The parent handles SIGINT/SIGTERM (also when sent to the whole process group) and
+    # stops us over the pipe once its work in flight is done, or kills us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if initializer is not None:
         try:
             initializer()

@@ -294,6 +294,7 @@ class WorkerProcess:
             cwd=ROOT,
             stdout=log,
             stderr=log,
+            start_new_session=True,  # its own process group, as `make run` starts it
         )
         return self
 
