@@ -136,6 +136,7 @@ def gazetteer() -> Gazetteer:
     with (DATA_DIR / "gazetteer.tsv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             words[row["surface"]] = row["type"]
+            words.setdefault(eras.fold_variants(row["surface"]), row["type"])
     for name in eras.dynasty_table():
         if len(name) >= 2 and name not in words and name not in NOT_DYNASTY_WORDS:
             words[name] = "DYNASTY"

@@ -197,6 +197,23 @@ def parse_chinese_number(text: str) -> int | None:
 
 
 @lru_cache(maxsize=1)
+def _variant_map() -> dict[str, str]:
+    """The cleaning stage's variant folding (啓 → 啟 ...): names must match cleaned text."""
+    try:
+        from streams.clean import load_rules
+
+        return {ch: target for ch, (target, _) in load_rules().variants.items()}
+    except Exception:  # the cleaning rules are optional for the tables themselves
+        return {}
+
+
+def fold_variants(text: str) -> str:
+    """``text`` with the characters the cleaning stage folds replaced, as in cleaned text."""
+    table = _variant_map()
+    return "".join(table.get(ch, ch) for ch in text) if table else text
+
+
+@lru_cache(maxsize=1)
 def era_table() -> dict[str, tuple[Era, ...]]:
     """Era name → every regime's use of it, from streams/data/eras.tsv."""
     table: dict[str, list[Era]] = {}
@@ -211,6 +228,10 @@ def era_table() -> dict[str, tuple[Era, ...]]:
                 tier=int(row["tier"]),
             )
             table.setdefault(era.name, []).append(era)
+    for name in list(table):
+        folded = fold_variants(name)  # 光啓 is written 光啟 in cleaned text
+        if folded != name:
+            table.setdefault(folded, []).extend(table[name])
     return {name: tuple(eras) for name, eras in table.items()}
 
 
@@ -220,9 +241,11 @@ def dynasty_table() -> dict[str, Dynasty]:
     table: dict[str, Dynasty] = {}
     with (DATA_DIR / "dynasties.tsv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
-            table[row["name"]] = Dynasty(
+            dynasty = Dynasty(
                 row["name"], row["canonical"], int(row["year_from"]), int(row["year_to"])
             )
+            table[row["name"]] = dynasty
+            table.setdefault(fold_variants(row["name"]), dynasty)
     return table
 
 

@@ -156,3 +156,11 @@ def test_tables_are_traditional_and_checked() -> None:
     assert "東漢" in dynasty_table()
     assert dynasty_matches("漢", "東漢")
     assert not dynasty_matches("唐", "吳越")
+
+
+def test_era_names_match_cleaned_text_variants() -> None:
+    # The cleaning stage folds 啓 to 啟; the era 光啓 must still be found.
+    for text in ("光啓元年", "光啟元年"):
+        date = parse_era_date(text)
+        assert date is not None
+        assert date.year == 885
