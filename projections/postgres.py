@@ -208,58 +208,58 @@ ON CONFLICT (document_id, document_version) DO UPDATE SET
 WHERE (EXCLUDED.uploaded_at, EXCLUDED.event_id) > (v.uploaded_at, v.event_id)
 """
 
-_UPSERT_PAGE_TEXT = """
-INSERT INTO pages AS p (document_id, document_version, page_number, page_count, raw_text,
-    lines, engine, engine_version, layout, source, encoding, encoding_uncertain,
-    image_blob_key, mean_confidence, min_confidence, text_stage_version, text_event_id,
-    text_at)
-SELECT document_id, document_version, page_number, page_count, raw_text,
-    lines, engine, engine_version, layout, source, encoding, encoding_uncertain,
-    image_blob_key, mean_confidence, min_confidence, text_stage_version, text_event_id,
-    text_at FROM {stage}
-ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
-    page_count = EXCLUDED.page_count, raw_text = EXCLUDED.raw_text, lines = EXCLUDED.lines,
-    engine = EXCLUDED.engine, engine_version = EXCLUDED.engine_version,
-    layout = EXCLUDED.layout, source = EXCLUDED.source, encoding = EXCLUDED.encoding,
-    encoding_uncertain = EXCLUDED.encoding_uncertain,
-    image_blob_key = EXCLUDED.image_blob_key, mean_confidence = EXCLUDED.mean_confidence,
-    min_confidence = EXCLUDED.min_confidence,
-    text_stage_version = EXCLUDED.text_stage_version,
-    text_event_id = EXCLUDED.text_event_id, text_at = EXCLUDED.text_at
-WHERE (EXCLUDED.text_at, EXCLUDED.text_event_id)
-    > (COALESCE(p.text_at, '-infinity'), COALESCE(p.text_event_id, ''))
-"""
+_TEXT_COLUMNS = (
+    "raw_text", "lines", "engine", "engine_version", "layout", "source", "encoding",
+    "encoding_uncertain", "image_blob_key", "mean_confidence", "min_confidence",
+    "text_stage_version", "text_event_id", "text_at",
+)  # fmt: skip
+_CLEAN_COLUMNS = (
+    "cleaned_text", "search_key", "edits", "clean_stage_version", "clean_event_id", "cleaned_at",
+)  # fmt: skip
+_ENTITY_COLUMNS = (
+    "entity_count", "entity_model_version", "entities_stage_version", "entities_event_id",
+    "entities_at",
+)  # fmt: skip
+_PAGE_COLUMNS = (
+    "document_id",
+    "document_version",
+    "page_number",
+    "page_count",
+    *_TEXT_COLUMNS,
+    *_CLEAN_COLUMNS,
+    *_ENTITY_COLUMNS,
+)
 
-_UPSERT_PAGE_CLEANED = """
-INSERT INTO pages AS p (document_id, document_version, page_number, page_count,
-    cleaned_text, search_key, edits, clean_stage_version, clean_event_id, cleaned_at)
-SELECT document_id, document_version, page_number, page_count,
-    cleaned_text, search_key, edits, clean_stage_version, clean_event_id, cleaned_at
-    FROM {stage}
-ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
-    cleaned_text = EXCLUDED.cleaned_text, search_key = EXCLUDED.search_key,
-    edits = EXCLUDED.edits, clean_stage_version = EXCLUDED.clean_stage_version,
-    clean_event_id = EXCLUDED.clean_event_id, cleaned_at = EXCLUDED.cleaned_at
-WHERE (EXCLUDED.cleaned_at, EXCLUDED.clean_event_id)
-    > (COALESCE(p.cleaned_at, '-infinity'), COALESCE(p.clean_event_id, ''))
-"""
 
-_UPSERT_PAGE_ENTITIES = """
-INSERT INTO pages AS p (document_id, document_version, page_number, page_count,
-    entity_count, entity_model_version, entities_stage_version, entities_event_id,
-    entities_at)
-SELECT document_id, document_version, page_number, page_count,
-    entity_count, entity_model_version, entities_stage_version, entities_event_id,
-    entities_at FROM {stage}
-ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET
-    entity_count = EXCLUDED.entity_count,
-    entity_model_version = EXCLUDED.entity_model_version,
-    entities_stage_version = EXCLUDED.entities_stage_version,
-    entities_event_id = EXCLUDED.entities_event_id, entities_at = EXCLUDED.entities_at
-WHERE (EXCLUDED.entities_at, EXCLUDED.entities_event_id)
-    > (COALESCE(p.entities_at, '-infinity'), COALESCE(p.entities_event_id, ''))
-RETURNING p.entities_event_id
-"""
+def _newer(at: str, event_id: str) -> str:
+    return (
+        f"(EXCLUDED.{at}, EXCLUDED.{event_id})"
+        f" > (COALESCE(p.{at}, '-infinity'), COALESCE(p.{event_id}, ''))"
+    )
+
+
+_GROUPS = (
+    (_newer("text_at", "text_event_id"), ("page_count", *_TEXT_COLUMNS)),
+    (_newer("cleaned_at", "clean_event_id"), _CLEAN_COLUMNS),
+    (_newer("entities_at", "entities_event_id"), _ENTITY_COLUMNS),
+)
+
+# One upsert for every stage result of a page in the batch (catching up, a page's three
+# results usually come together): each column group is taken only when its result is
+# newer than the stored one.
+_UPSERT_PAGES = (
+    f"INSERT INTO pages AS p ({', '.join(_PAGE_COLUMNS)})"
+    f" SELECT {', '.join(_PAGE_COLUMNS)} FROM {{stage}}"
+    " ON CONFLICT (document_id, document_version, page_number) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = CASE WHEN {condition} THEN EXCLUDED.{column} ELSE p.{column} END"
+        for condition, columns in _GROUPS
+        for column in columns
+    )
+    + " WHERE "
+    + " OR ".join(f"COALESCE({condition}, false)" for condition, _ in _GROUPS)
+    + " RETURNING p.entities_event_id"
+)
 
 _DELETE_PAGE_ENTITIES = """
 DELETE FROM entities e USING {stage} r
@@ -678,25 +678,28 @@ class ReadModelProjection:
         texts = [d for d in kept if isinstance(d.event, PageText)]
         cleaned = [d for d in kept if isinstance(d.event, PageCleaned)]
         found = [d for d in kept if isinstance(d.event, PageEntities)]
-        if texts:
-            rows = [_text_row(d.event) for d in _newest(texts, _page_key)]
-            stage = await _stage(conn, "pages", rows, "page_text")
-            await conn.execute(_UPSERT_PAGE_TEXT.format(stage=stage))
-        if cleaned:
-            rows = [_cleaned_row(d.event) for d in _newest(cleaned, _page_key)]
-            stage = await _stage(conn, "pages", rows, "page_cleaned")
-            await conn.execute(_UPSERT_PAGE_CLEANED.format(stage=stage))
-        if found:
+        if texts or cleaned or found:
+            merged: dict[tuple[str, int, int], dict[str, Any]] = {}
+            empty = dict.fromkeys(_PAGE_COLUMNS)
+            for group, row_of in (
+                (found, _entities_page_row),
+                (cleaned, _cleaned_row),
+                (texts, _text_row),  # last: its page_count wins, as in PageText
+            ):
+                for d in _newest(group, _page_key):
+                    row = merged.setdefault(_page_key(d.event), dict(empty))
+                    row.update(row_of(d.event))
+            stage = await _stage(conn, "pages", list(merged.values()), "page_rows")
+            returned = {
+                r["entities_event_id"] for r in await conn.fetch(_UPSERT_PAGES.format(stage=stage))
+            }
             newest = [cast(PageEntities, d.event) for d in _newest(found, _page_key)]
-            stage = await _stage(conn, "pages", [_entities_page_row(e) for e in newest], "page_ent")
-            winners = [
-                r["entities_event_id"]
-                for r in await conn.fetch(_UPSERT_PAGE_ENTITIES.format(stage=stage))
-            ]
-            if winners:
-                await conn.execute(_DELETE_PAGE_ENTITIES.format(stage=stage), winners)
-                won = set(winners)
-                rows = [row for e in newest if e.event_id in won for row in _entity_rows(e)]
+            won = [e for e in newest if e.event_id in returned]
+            if won:
+                await conn.execute(
+                    _DELETE_PAGE_ENTITIES.format(stage=stage), [e.event_id for e in won]
+                )
+                rows = [row for e in won for row in _entity_rows(e)]
                 if rows:
                     entity_stage = await _stage(conn, "entities", rows)
                     await conn.execute(_INSERT_ENTITIES.format(stage=entity_stage))

@@ -171,7 +171,7 @@ async def test_sigkilled_projector_ends_like_an_undisturbed_one(
 
     rng = random.Random(7)
     partial: list[int] = []
-    for _ in range(4):
+    for _ in range(3):
         process = _start_projector(killed)
         before = (await _counts(killed))[0]
         deadline = time.monotonic() + 60
