@@ -133,7 +133,7 @@ async def list_documents(
         if filters.entity_value is not None:
             params.append(filters.entity_value)
             n = len(params)
-            conds.append(f"(e.normalized = ${n} OR (e.normalized IS NULL AND e.surface = ${n}))")
+            conds.append(f"coalesce(e.normalized, e.surface) = ${n}")  # entities_type_value_idx
         where.append(_entity_exists(conds))
     if filters.year_from is not None or filters.year_to is not None:
         conds = ["e.year_from IS NOT NULL"]
