@@ -196,10 +196,11 @@ async def flip_alias(
 
 @dataclass
 class SearchDocs:
-    """Bulk operations for a set of documents, and the page ids that must remain."""
+    """Bulk operations for a set of documents; the documents whose older page docs may
+    linger (retracted, or a newer version) and the page ids that must remain."""
 
     operations: list[dict[str, Any]] = field(default_factory=list)
-    document_ids: list[str] = field(default_factory=list)
+    document_ids: list[str] = field(default_factory=list)  # to prune
     keep_page_ids: list[str] = field(default_factory=list)
     indexed: int = 0
     removed: int = 0
@@ -227,7 +228,7 @@ def _facets(rows: Sequence[asyncpg.Record]) -> dict[str, Any]:
 async def build_search_docs(conn: asyncpg.Connection, document_ids: Sequence[str]) -> SearchDocs:
     """The full search docs of `document_ids` as bulk index operations, read from the
     read models (`conn`'s search_path); retracted or unknown documents become deletes."""
-    out = SearchDocs(document_ids=list(document_ids))
+    out = SearchDocs()
     docs = {
         r["document_id"]: r
         for r in await conn.fetch(
@@ -238,6 +239,8 @@ async def build_search_docs(conn: asyncpg.Connection, document_ids: Sequence[str
         )
     }
     live = [d for d in document_ids if d in docs and not docs[d]["retracted"]]
+    # page ids carry no version: only a retraction or a newer version leaves stale pages
+    out.document_ids = [d for d in document_ids if d not in live or docs[d]["current_version"] > 1]
     pages = await conn.fetch(
         "SELECT p.document_id, p.page_number, p.page_count, p.cleaned_text, p.search_key,"
         " p.engine, p.mean_confidence"
@@ -287,10 +290,12 @@ async def build_search_docs(conn: asyncpg.Connection, document_ids: Sequence[str
             }
         )
         out.indexed += 1
+    prune = set(out.document_ids)
     for p in pages:
         d = docs[p["document_id"]]
         doc_id = page_doc_id(p["document_id"], p["page_number"])
-        out.keep_page_ids.append(doc_id)
+        if p["document_id"] in prune:
+            out.keep_page_ids.append(doc_id)
         out.operations.append({"index": {"_id": doc_id}})
         out.operations.append(
             {
@@ -397,23 +402,25 @@ class SearchProjector:
         target = index or index_alias(self.settings)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK)
+            # a document is usually queued several times (once per batch that touched
+            # it): take up to batch_size distinct documents and all their queued rows
             rows = await conn.fetch(
                 "SELECT id, document_id FROM search_outbox ORDER BY id LIMIT $1"
                 " FOR UPDATE SKIP LOCKED",
-                self.batch_size,
+                self.batch_size * 10,
             )
             if not rows:
                 return 0
-            document_ids = list(dict.fromkeys(r["document_id"] for r in rows))
+            document_ids = list(dict.fromkeys(r["document_id"] for r in rows))[: self.batch_size]
+            chosen = set(document_ids)
+            taken = [r["id"] for r in rows if r["document_id"] in chosen]
             docs = await build_search_docs(conn, document_ids)
             await write_search_docs(self.client, target, docs)
-            await conn.execute(
-                "DELETE FROM search_outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
+            await conn.execute("DELETE FROM search_outbox WHERE id = ANY($1::bigint[])", taken)
         self.stats.batches += 1
         self.stats.documents += len(document_ids)
         self.stats.search_docs += docs.indexed + docs.removed
-        return len(rows)
+        return len(taken)
 
     async def run(self, stop: asyncio.Event | None = None) -> SearchStats:
         """Drain the outbox until `stop` is set; only one projector drains at a time."""
