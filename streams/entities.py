@@ -75,6 +75,10 @@ _COURTESY = re.compile(
 )
 # A biography opens with the subject: 「X，字Y」, 「X者，」, 「(title)X者，Y人也」.
 _SUBJECT = re.compile(rf"(?:^|(?<=[。\n]))([{CJK}]{{2,3}})(?=，字|者，)")
+# A biography (or a line of a list of people) opens with the name: 「張齊賢，聖曆初…」.
+_LINE_OPENING = re.compile(rf"(?:^|(?<=\n))([{CJK}]{{2,4}})(?=[，（(])")
+_NOT_IN_NAMES = set("之其於于以為而也者是年月日時歲初既先後明上下曰臣乃又自今故及與在有無不")
+_PLACE_ENDINGS = set("府州縣郡軍寺山江河湖城國鄉里宮殿樓閣門關")
 _SURNAME = re.compile(rf"(?<=姓)([{CJK}])(?=氏|[，。；])")
 # 「，沛國譙人也」: the pieces of a place chain before 人 the word lists do not cover.
 _NATIVE_OF = re.compile(rf"(?<=[，。])([{CJK}]{{2,6}}?)(?=人(?:也)?[，。；])")
@@ -125,6 +129,7 @@ MODEL_VERSION = f"gazetteer-{gazetteer_version()}+ner-{_model_version()}"
 
 @dataclass(frozen=True)
 class Gazetteer:
+    surnames: frozenset[str]
     words: dict[str, str]  # surface → type
     lengths: dict[str, tuple[int, ...]]  # first character → word lengths, longest first
     era_lengths: dict[str, tuple[int, ...]]
@@ -133,8 +138,12 @@ class Gazetteer:
 @functools.cache
 def gazetteer() -> Gazetteer:
     words: dict[str, str] = {}
+    surnames: set[str] = set()
     with (DATA_DIR / "gazetteer.tsv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
+            if row["type"] == "SURNAME":
+                surnames.add(eras.fold_variants(row["surface"]))
+                continue
             words[row["surface"]] = row["type"]
             words.setdefault(eras.fold_variants(row["surface"]), row["type"])
     for name in eras.dynasty_table():
@@ -147,6 +156,7 @@ def gazetteer() -> Gazetteer:
     for name in eras.era_table():
         era_lengths.setdefault(name[0], set()).add(len(name))
     return Gazetteer(
+        frozenset(surnames),
         words,
         {k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()},
         {k: tuple(sorted(v, reverse=True)) for k, v in era_lengths.items()},
@@ -289,6 +299,20 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
         out.append(
             Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.7, source="pattern")
         )
+    surnames = gazetteer().surnames
+    for m in _LINE_OPENING.finditer(text):
+        a, b = m.start(1), m.end(1)
+        name = m[1]
+        surname = name[:2] if name[:2] in surnames else name[0] if name[0] in surnames else ""
+        if (
+            not surname
+            or not 1 <= len(name) - len(surname) <= 2
+            or any(ch in _NOT_IN_NAMES for ch in name)
+            or name[-1] in _PLACE_ENDINGS
+            or any(k.start < b and a < k.end and k.type != "PERSON" for k in known)
+        ):
+            continue
+        out.append(Entity("PERSON", name, a, b, confidence=0.7, source="pattern"))
     places = [k for k in known if k.type == "PLACE"]
     for m in _NATIVE_OF.finditer(text):
         a, b = m.start(1), m.end(1)

@@ -77,7 +77,39 @@ STOP_PERSONS = {
     "離婁",
     "陽貨",
 }
+# Compound and other surnames 百家姓 lacks or that s2t spells differently there.
+EXTRA_SURNAMES = _words(
+    """
+    范 卜 干 鍾 凌 咸 于 員 賀蘭 獨孤 尉遲 宇文 長孫 慕容 令狐 哥舒 拓跋 耶律 完顏 鮮于 皇甫
+    上官 歐陽 司馬 諸葛 夏侯 東方 公孫 万俟 聞人 尉遲 澹臺 公冶 宗政 濮陽 淳于 單于 太叔
+    申屠 軒轅 令狐 鍾離 宇文 長孫 慕容 司徒 司空 端木 南宮 呼延 百里 東郭 西門 第五 賀若
+    """
+)
+S2T_SURNAME_FIXES = {"範": "范", "蔔": "卜", "幹": "干", "鐘": "鍾", "淩": "凌", "鹹": "咸", "於": "于"}
 STOP_DYNASTIES = {"大明", "大理", "渤海", "有明", "有唐", "有宋", "春秋", "皇明"}
+
+
+def surnames() -> list[str]:
+    """Surnames from 百家姓 (npm chinese-poetry, MIT) plus EXTRA_SURNAMES."""
+    import json
+    import re
+
+    from streams.ner import silver
+
+    path = silver.poetry_root() / "dist" / "mengxue" / "baijiaxing.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    out: set[str] = set(EXTRA_SURNAMES)
+    compound = False  # from 萬俟司馬 on, a four-character phrase holds two compound surnames
+    for line in data["paragraphs"]:
+        for word in re.split(r"[，。、\s]+", line):
+            if word.startswith(("万俟", "萬俟")):
+                compound = True
+            if len(word) == 4 and not compound:  # 趙錢孫李: four single surnames
+                out.update(word)
+            elif len(word) % 2 == 0 and word:
+                out.update(word[i : i + 2] for i in range(0, len(word), 2))
+    out.update(S2T_SURNAME_FIXES[ch] for ch in list(out) if ch in S2T_SURNAME_FIXES)
+    return sorted(w for w in out if w and w != "百家姓")
 
 
 def build() -> list[tuple[str, str, str]]:
@@ -108,7 +140,10 @@ def build() -> list[tuple[str, str, str]]:
     for w in lexicon.udkanbun_names().places:
         if w not in STOP_PLACES and all(0x3400 <= ord(ch) <= 0x9FFF for ch in w):
             add(w, "PLACE", "udkanbun")
-    return sorted(((w, t, s) for w, (t, s) in rows.items()), key=lambda r: (r[1], r[0]))
+    entries = [(w, t, s) for w, (t, s) in rows.items()]
+    # SURNAME rows are no entity type: the biography-opening pattern uses them.
+    entries.extend((w, "SURNAME", "baijiaxing") for w in surnames())
+    return sorted(entries, key=lambda r: (r[1], r[0]))
 
 
 def main() -> None:

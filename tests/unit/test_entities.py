@@ -268,3 +268,11 @@ def test_invariants_on_random_text() -> None:
             last = e.end
             if e.type == "ERA_DATE" and e.year_from is not None:
                 assert e.year_to is not None and e.year_from <= e.year_to
+
+
+def test_a_line_opening_with_a_surname_and_a_comma_is_a_person() -> None:
+    assert ("PERSON", "張齊賢") in spans("張齊賢，聖曆初為太常奉禮郎。")
+    assert ("PERSON", "皇甫松") in spans("皇甫松，湜之子。")
+    # not a name: a place, a clause opener, a known word
+    assert not any(t == "PERSON" for t, _ in spans("成都府，古蜀國。"))
+    assert not any(t == "PERSON" for t, _ in spans("是歲，大旱。"))
