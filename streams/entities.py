@@ -498,5 +498,46 @@ def find_entities(
     patterns = pattern_spans(text, found)
     model_found = _model_spans(text) if use_model else []
     merged = merge(text, [*found, *patterns], model_found)
+    merged = _given_name_mentions(text, merged)
     dated = {(e.start, e.end): e for e in _resolve_era_dates(text, merged, context_dynasty)}
     return [dated.get((e.start, e.end), e) if e.type == "ERA_DATE" else e for e in merged]
+
+
+# Before a bare given name that refers back to a person (封亮…, 以權為…, 光以…).
+_GIVEN_NAME_LEFT = set("，。；：、「以與封詣命勸使令遣召拜謂及於從事徵")
+
+
+def _given_name_mentions(text: str, spans: list[Entity]) -> list[Entity]:
+    """Later bare given names of persons named in full earlier on the page: after 諸葛亮,
+    「亮」 at the head of a clause or after 以/與/封/詣… is the same person."""
+    surnames = gazetteer().surnames
+    given: dict[str, int] = {}  # given name → where the full name ends
+    for e in spans:
+        if e.type != "PERSON" or not 2 <= len(e.surface) <= 4:
+            continue
+        name = e.surface
+        surname = name[:2] if len(name) >= 3 and name[:2] in surnames else name[0]
+        if surname in surnames and 1 <= len(name) - len(surname) <= 2:
+            given.setdefault(name[len(surname) :], e.end)
+    if not given:
+        return spans
+    used = bytearray(len(text) + 1)
+    for e in spans:
+        used[e.start : e.end] = b"\x01" * (e.end - e.start)
+    added: list[Entity] = []
+    for name, after in given.items():
+        start = text.find(name, after)
+        while start != -1:
+            end = start + len(name)
+            left = text[start - 1] if start > 0 else "，"
+            right = text[end] if end < len(text) else ""
+            clause_head = left in "，。；：、「"
+            if (
+                not any(used[start:end])
+                and left in _GIVEN_NAME_LEFT
+                and (_is_cjk(right) or (not clause_head and right in "，。；、"))
+            ):
+                added.append(Entity("PERSON", name, start, end, confidence=0.5, source="pattern"))
+                used[start:end] = b"\x01" * (end - start)
+            start = text.find(name, end)
+    return sorted([*spans, *added], key=lambda e: (e.start, e.end)) if added else spans

@@ -276,3 +276,11 @@ def test_a_line_opening_with_a_surname_and_a_comma_is_a_person() -> None:
     # not a name: a place, a clause opener, a known word
     assert not any(t == "PERSON" for t, _ in spans("成都府，古蜀國。"))
     assert not any(t == "PERSON" for t, _ in spans("是歲，大旱。"))
+
+
+def test_a_bare_given_name_refers_back_to_a_named_person() -> None:
+    text = "諸葛亮，字孔明。先主遂詣亮，凡三往。建興元年，封亮武鄉侯。"
+    found = [e for e in find_entities(text, use_model=False) if e.surface == "亮"]
+    assert [e.start for e in found] == [text.index("詣亮") + 1, text.index("封亮") + 1]
+    assert all(e.type == "PERSON" and e.confidence <= 0.5 for e in found)
+    assert not any(e.surface == "亮" for e in find_entities("月亮。", use_model=False))
