@@ -158,6 +158,31 @@ async def test_reprocess_with_a_changed_cleaning_rule_keeps_history(settings: Se
     texts = [h["_source"].get("cleaned_text") for h in hits["hits"]["hits"]]
     assert any(t and "．" in t for t in texts)
 
+    # the entity stage again, with the current gazetteer and model, on the same document
+    from streams import entities
+
+    found = await reprocess(settings, "entities", Selection(document_ids=[document_id]))
+    assert (found.selected, found.published) == (2, 2)
+    await project_until(
+        settings, lambda applied, waiting: applied == len(events) + 4 and not waiting
+    )
+    conn = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": "readmodel"}
+    )
+    try:
+        versions = await conn.fetch(
+            "SELECT DISTINCT entity_model_version FROM pages WHERE document_id = $1",
+            document_id,
+        )
+        assert [v["entity_model_version"] for v in versions] == [str(entities.MODEL_VERSION)]
+        people = await conn.fetchval(
+            "SELECT count(*) FROM entities WHERE document_id = $1 AND type = 'PERSON'",
+            document_id,
+        )
+        assert people > 0
+    finally:
+        await conn.close()
+
 
 async def _status(settings: Settings, document_id: str) -> dict[str, str]:
     import asyncpg
@@ -275,3 +300,61 @@ async def test_dlq_redrive_after_the_fix_completes_the_document(
         except subprocess.TimeoutExpired:
             worker.kill()
             worker.wait()
+
+
+async def test_interrupted_rebuild_resumes_and_cli_dry_run(settings: Settings) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import asyncpg
+
+    from projections.rebuild import plan_rebuild, rebuild_postgres
+
+    events = synthetic.histories(60, pages=4, seed=40)
+    synthetic.publish(settings, events)
+    await project_until(settings, lambda applied, waiting: applied == len(events), only="postgres")
+    before = await digest(settings)
+
+    piaoxi = os.path.join(os.path.dirname(sys.executable), "piaoxi")
+    env = {**os.environ, **settings.as_env(), "PIAOXI_LOG_LEVEL": "WARNING"}
+    dry = subprocess.run(
+        [piaoxi, "replay", "projections", "--dry-run", "--json"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    plan = json.loads(dry.stdout)
+    assert (plan["events"], plan["documents"], plan["shadow_exists"]) == (len(events), 60, False)
+
+    rebuild = subprocess.Popen(
+        [piaoxi, "replay", "projections", "--target", "postgres", "--batch-size", "20"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        shadow_applied = 0
+        for _ in range(600):
+            if await conn.fetchval("SELECT to_regclass('readmodel_shadow.tracking')"):
+                shadow_applied = await conn.fetchval(
+                    'SELECT coalesce(sum("offset" + 1), 0) FROM readmodel_shadow.tracking'
+                )
+                if shadow_applied > 0:
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+    rebuild.send_signal(signal.SIGKILL)
+    rebuild.wait()
+    assert 0 < shadow_applied < len(events), "the kill did not land mid-rebuild"
+
+    resumed = await plan_rebuild(settings)
+    assert resumed.shadow_exists and resumed.shadow_events >= shadow_applied
+    result = await rebuild_postgres(settings)
+    assert result.events <= len(events) - shadow_applied  # only the rest was applied
+    assert await digest(settings) == before
+    assert not (await plan_rebuild(settings)).shadow_exists
