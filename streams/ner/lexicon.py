@@ -99,6 +99,7 @@ PROVINCES = _words(
 
 PLACES = _words(
     """
+    京師 匈奴 突厥 高麗 回紇 回鶻 吐蕃 鮮卑 黨項 女真 蒙古 新羅 百濟 日本 天竺 大食
     長安 洛陽 開封 汴京 汴梁 東京 西京 南京 北京 臨安 金陵 建康 揚州 蘇州 杭州
     越州 明州 溫州 台州 婺州 衢州 處州 湖州 秀州 常州 潤州 江寧 鄂州 潭州 岳州
     衡州 永州 道州 郴州 桂州 廣州 韶州 潮州 惠州 循州 梅州 儋州 瓊州 交州 益州
@@ -148,6 +149,10 @@ FAMOUS_PERSONS = _words(
     萬章 公孫丑 離婁 陽貨 季氏 微子 堯 舜 禹 湯 桀 紂
     """
 )
+
+# Zhou-period states: PLACE by the guideline (not DYNASTY); tagged in context only.
+ZHOU_STATES = "魯齊晉楚秦宋衛鄭陳蔡吳越燕趙韓魏曹許莒邾杞虞虢滕薛"
+NOBLE_SUFFIXES = ("郡王", "國公", "郡公", "縣公", "縣侯", "縣伯", "侯", "王", "公", "伯")
 
 ERA_YEAR_NUMERALS = _words(
     """

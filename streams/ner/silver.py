@@ -97,18 +97,20 @@ def tang_biographies(root: Path) -> list[tuple[str, str]]:
     return [(d["name"].strip(), d["desc"].strip()) for d in data if d.get("desc")]
 
 
-def guwen_paragraphs(root: Path) -> tuple[list[str], list[str]]:
-    """Paragraphs of 古文觀止 and the names of its authors."""
+def guwen_paragraphs(root: Path) -> tuple[list[tuple[str, bool]], list[str]]:
+    """(paragraph, written before Qin?) of 古文觀止, and the names of its authors."""
     data = _load(root, "mengxue/guwenguanzhi.json")
     assert isinstance(data, dict)
-    paragraphs: list[str] = []
+    paragraphs: list[tuple[str, bool]] = []
     authors: set[str] = set()
     for volume in data["content"]:
         for chapter in volume["content"]:
-            author = chapter.get("author", "").split("：")[-1].replace("撰", "").strip()
+            era, _, author = chapter.get("author", "").partition("：")
+            author = author.replace("撰", "").strip()
             if 2 <= len(author) <= 4 and author != "佚名":
                 authors.add(author)
-            paragraphs.extend(p for p in chapter["paragraphs"] if p.strip())
+            pre_qin = era.strip() == "先秦"
+            paragraphs.extend((p, pre_qin) for p in chapter["paragraphs"] if p.strip())
     return paragraphs, sorted(authors)
 
 
@@ -179,15 +181,16 @@ class SilverLabeler:
             self.trie.add(w, "OFFICIAL_TITLE")
         for w in lexicon.dynasties_multi():
             self.trie.add(w, "DYNASTY")
+        # Persons first: 孟子 or 莊子 in running text is the man more often than the book.
+        for w in (*lexicon.FAMOUS_PERSONS, *extra_persons):
+            if len(w) >= 2:
+                self.trie.add(w, "PERSON")
         for w in (*lexicon.BOOKS, *extra_books):
             if len(w) >= 2:
                 self.trie.add(w, "BOOK")
         for w in (*lexicon.PROVINCES, *lexicon.PLACES, *names.places):
             if len(w) >= 2:
                 self.trie.add(w, "PLACE")
-        for w in (*lexicon.FAMOUS_PERSONS, *extra_persons):
-            if len(w) >= 2:
-                self.trie.add(w, "PERSON")
         era_alt = "|".join(map(re.escape, self.eras))
         year = rf"(?:元|[{NUM}]{{1,4}})[年載祀]"
         month = r"(?:[春夏秋冬]?(?:閏)?(?:正|[一二三四五六七八九十]{1,3}|冬|臘)月)"
@@ -195,7 +198,10 @@ class SilverLabeler:
             rf"(?:(?:初|[{NUM}]){{1,3}}日|[{lexicon.STEMS}][{lexicon.BRANCHES}](?:日|朔)?"
             r"|[朔望晦]日?)"
         )
-        self.era_date = re.compile(rf"(?:{era_alt}){year}(?:[春夏秋冬])?{month}?{day}?")
+        sexagenary = rf"[{lexicon.STEMS}][{lexicon.BRANCHES}](?:年|歲)?"
+        self.era_date = re.compile(
+            rf"(?:{era_alt})(?:{year}|{sexagenary})(?:[春夏秋冬])?{month}?{day}?"
+        )
         # An era named without a year (貞觀中, 開元末, 元和年間) is an ERA_DATE with its suffix.
         self.era_period = re.compile(rf"(?:{era_alt})(?:年間|年中|之際|初|中|末|間)")
         self.era_alone = re.compile(rf"(?:改元|年號|建元)({era_alt})|({era_alt})(?=[時進])")
@@ -214,12 +220,21 @@ class SilverLabeler:
         self.place_suffix = re.compile(
             rf"(?<=[{LEFT}]){STOP_CLASS}{{1,3}}(?:州|縣|郡|府|軍|監)(?![{CJK}]?[使節])"
         )
+        nobles = "|".join(lexicon.NOBLE_SUFFIXES)
+        self.noble = re.compile(rf"(?<=封|爵){STOP_CLASS}{{1,3}}(?:{nobles})")
+        states = lexicon.ZHOU_STATES
+        self.state = re.compile(
+            rf"(?<=[於適如伐入奔至侵圍救之聘使朝])([{states}])(?=[，。、；之人王侯公君師國伯大])"
+            rf"|(?<![{CJK}])([{states}])(?=[人王侯公君師國伯](?![{CJK}]?[，。]))"
+        )
         self.title_compound = re.compile(
-            rf"(?<=[{LEFT}]){STOP_CLASS}{{1,4}}(?:軍|路)(?:節度使|節度副使|觀察使|防禦使|團練使|"
+            rf"(?<=[{LEFT}]){STOP_CLASS}{{1,4}}(?:軍|路)?(?:節度使|節度副使|觀察使|防禦使|團練使|"
             r"經略安撫使|安撫使|轉運使|轉運副使|轉運判官|提點刑獄|提舉常平|制置使|兵馬鈐轄|都總管|招討使)"
         )
 
-    def label(self, text: str, subject: str | None = None) -> tuple[Span, ...]:
+    def label(
+        self, text: str, subject: str | None = None, *, pre_qin: bool = False
+    ) -> tuple[Span, ...]:
         cands: list[_Candidate] = []
 
         def add(priority: int, start: int, end: int, type_: str) -> None:
@@ -242,6 +257,16 @@ class SilverLabeler:
             add(3, m.start(), m.end(), "OFFICIAL_TITLE")
         for m in re.finditer(rf"(?<=[，。；]字)[{CJK}]{{1,3}}(?=[，。；）])", text):
             add(4, m.start(), m.end(), "PERSON")
+        for m in re.finditer(rf"(?<=[，。；、]號)[{CJK}]{{2,5}}(?=[，。；）])", text):
+            add(4, m.start(), m.end(), "PERSON")
+        for m in re.finditer(rf"(?<=姓)[{CJK}]{{1,2}}(?=氏)", text):
+            add(4, m.start(), m.end(), "PERSON")
+        for m in self.noble.finditer(text):
+            add(4, m.start(), m.end(), "OFFICIAL_TITLE")
+        if pre_qin:
+            for m in self.state.finditer(text):
+                g = 1 if m.group(1) else 2
+                add(4, m.start(g), m.end(g), "PLACE")
         for start, end, type_ in self.trie.matches(text):
             add(5, start, end, type_)
         for m in self.dyn_single.finditer(text):
@@ -269,9 +294,14 @@ class SilverLabeler:
 
 
 def _sentence_examples(
-    labeler: SilverLabeler, text: str, source: str, subject: str | None = None
+    labeler: SilverLabeler,
+    text: str,
+    source: str,
+    subject: str | None = None,
+    *,
+    pre_qin: bool = False,
 ) -> Iterator[Example]:
-    spans = labeler.label(text, subject)
+    spans = labeler.label(text, subject, pre_qin=pre_qin)
     for offset, piece in split_sentences(text):
         end = offset + len(piece)
         inner = tuple(
@@ -473,10 +503,10 @@ def build_dataset(
             desc = WESTERN_YEARS.sub("", desc)
         examples.extend(_sentence_examples(labeler, desc, "song-bio", subject=name))
     if limit_bios is None:
-        for paragraph in guwen:
-            examples.extend(_sentence_examples(labeler, paragraph, "guwenguanzhi"))
+        for paragraph, pre_qin in guwen:
+            examples.extend(_sentence_examples(labeler, paragraph, "guwenguanzhi", pre_qin=pre_qin))
         for paragraph in sishu_paragraphs(root):
-            examples.extend(_sentence_examples(labeler, paragraph, "sishu"))
+            examples.extend(_sentence_examples(labeler, paragraph, "sishu", pre_qin=True))
     synth = Synthesizer(rng, persons)
     examples.extend(synth.example() for _ in range(synthetic))
     examples = [_augment(e, rng) for e in examples if e.text.strip()]

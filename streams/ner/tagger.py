@@ -116,6 +116,21 @@ class Tagger:
         scores = scores.astype(np.float32, copy=False)
         shifted = scores - scores.max(axis=2, keepdims=True)
         logp = shifted - np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+        # The constraints are hard (0 or -1e4), so where the per-character argmax is already
+        # well formed it is the Viterbi path: decode only the other rows.
+        path = logp.argmax(axis=2)
+        trans = self._transitions
+        bad = self._start[path[:, 0]] < 0
+        if path.shape[1] > 1:
+            broken = trans[path[:, :-1], path[:, 1:]] < 0
+            inside = np.arange(1, path.shape[1])[None, :] < lengths[:, None]
+            bad |= (broken & inside).any(axis=1)
+        if bad.any():
+            path[bad] = self._viterbi(logp[bad], lengths[bad])
+        probs = np.exp(np.take_along_axis(logp, path[:, :, None], axis=2)[:, :, 0])
+        return path, probs
+
+    def _viterbi(self, logp: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         batch, width, n = logp.shape
         back = np.zeros((batch, width, n), dtype=np.int16)
         delta = logp[:, 0, :] + self._start
@@ -133,8 +148,7 @@ class Tagger:
             path[:, t] = last
             if t > 0:
                 last = np.take_along_axis(back[:, t, :], last[:, None], axis=1)[:, 0]
-        probs = np.exp(np.take_along_axis(logp, path[:, :, None], axis=2)[:, :, 0])
-        return path, probs
+        return path
 
     def _spans(self, text: str, offset: int, path: np.ndarray, probs: np.ndarray) -> list[Span]:
         out: list[Span] = []

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
 import pytest
 
 from streams.ner import tagger as tagger_module
-from streams.ner.labels import ENTITY_TYPES
+from streams.ner.labels import ENTITY_TYPES, allowed_start, allowed_transition
 from streams.ner.tagger import MODEL_VERSION, Tagger, chunk_bounds
 
 pytestmark = pytest.mark.skipif(
@@ -68,3 +71,17 @@ def test_batch_composition_does_not_change_results(tagger: Tagger) -> None:
     a = "蘇軾，字子瞻，眉州眉山人。"
     b = "元豐二年，知湖州。" * 10
     assert tagger.tag_many([a, b])[0] == tagger.tag(a)
+
+
+def test_decoding_is_well_formed_and_equals_full_viterbi(tagger: Tagger) -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(16, 40, len(tagger.labels))).astype(np.float32) * 3
+    lengths = rng.integers(1, 41, size=16)
+    path, _ = tagger._decode(scores, lengths)
+    full = tagger._viterbi(scores - np.log(np.exp(scores).sum(axis=2, keepdims=True)), lengths)
+    for row in range(16):
+        n = int(lengths[row])
+        tags = [tagger.labels[i] for i in path[row, :n]]
+        assert allowed_start(tags[0])
+        assert all(allowed_transition(a, b) for a, b in itertools.pairwise(tags))
+        assert list(path[row, :n]) == list(full[row, :n])
