@@ -204,6 +204,21 @@ def _era_date_at(text: str, i: int, g: Gazetteer) -> tuple[str, int] | None:
     return None
 
 
+# Administrative and geographic suffixes that belong to the place (揚州府, 會稽郡, 彭城縣).
+PLACE_SUFFIXES = set("府州郡縣國路軍監衛邑鄉里山寺城湖江河水關宮峽磯省")
+
+
+def _with_place_suffix(text: str, i: int, word: str, g: Gazetteer) -> str:
+    """Extend a known place by one suffix character unless that starts another word
+    (會稽山陰 is 會稽 + 山陰, not 會稽山)."""
+    end = i + len(word)
+    if end < len(text) and text[end] in PLACE_SUFFIXES:
+        following = _word_at(text, end, g)
+        if following is None or len(following) < 2:
+            return word + text[end]
+    return word
+
+
 def _is_cjk(ch: str) -> bool:
     return bool(ch) and ("\u3400" <= ch <= "\u9fff" or ch >= "\U00020000")
 
@@ -265,8 +280,10 @@ def gazetteer_spans(text: str) -> list[Entity]:
             out.append(Entity("ERA_DATE", text[i : i + length], i, i + length, source="gazetteer"))
             i += length
             continue
+        if word is not None and g.words[word] == "PLACE":
+            word = _with_place_suffix(text, i, word, g)
         if word is not None:
-            kind = g.words[word]
+            kind = g.words.get(word, "PLACE")
             if kind == "DYNASTY":
                 out.append(_dynasty_entity(word, i, "gazetteer", 0.9))
             else:

@@ -284,3 +284,9 @@ def test_a_bare_given_name_refers_back_to_a_named_person() -> None:
     assert [e.start for e in found] == [text.index("詣亮") + 1, text.index("封亮") + 1]
     assert all(e.type == "PERSON" and e.confidence <= 0.5 for e in found)
     assert not any(e.surface == "亮" for e in find_entities("月亮。", use_model=False))
+
+
+def test_place_suffixes_belong_to_the_place() -> None:
+    assert ("PLACE", "揚州府") in spans("揚州府，禹貢揚州之域。")
+    found = spans("宴集於會稽山陰之蘭亭。")
+    assert ("PLACE", "會稽") in found and ("PLACE", "山陰") in found
