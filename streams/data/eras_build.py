@@ -37,6 +37,10 @@ REGIME_BY_YEAR = [
     ("隋", 700, 800, "隋(?)"),
 ]
 
+# Rows whose era the source names by a short form that collides with a famous era of the
+# same dynasty: (dynasty, era, first year) → the full name.
+ERA_RENAMES = {("漢", "太初", -5): "太初元將"}
+
 # Main-line dynasties: tier 1 is the usual orthodox succession a reader assumes when an era
 # name stands alone; tier 2 the other dynasties of the standard histories; 3 everything else.
 TIER1 = [
@@ -195,6 +199,7 @@ def build() -> tuple[list[list[str]], list[list[str]]]:
         if "？" in era or "?" in era:
             continue  # the source marks these as doubtful
         dynasty = _regime(dynasty, begin)
+        era = ERA_RENAMES.get((dynasty, era, begin), era)
         ruler = _t(conv, str(row.monarch)) if row.monarch == row.monarch else ""
         key = (dynasty, era)
         last = end if end is not None else begin

@@ -164,3 +164,10 @@ def test_era_names_match_cleaned_text_variants() -> None:
         date = parse_era_date(text)
         assert date is not None
         assert date.year == 885
+
+
+def test_taichu_is_the_famous_one() -> None:
+    # 哀帝's 太初元將 (5 BCE) must not make 武帝's 太初 ambiguous.
+    date = parse_era_date("太初元年")
+    assert date is not None
+    assert date.year == -104
