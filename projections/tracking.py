@@ -204,6 +204,7 @@ class ProjectionRunner:
         self._expected: dict[Partition, int] = {}  # next offset this runner will apply
         self._consumer: Any = None
         self._last_lag = 0.0
+        self._failures = 0
 
     # -- consumer -------------------------------------------------------------------------
 
@@ -317,23 +318,22 @@ class ProjectionRunner:
         return collected
 
     async def _apply_with_retry(self, messages: list[Any]) -> None:
-        delay = 0.5
-        while True:
-            try:
-                await self._apply(messages)
-                return
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-                self.stats.errors += 1
-                log.warning(
-                    "projection batch failed; retrying from checkpoints",
-                    projection=self.projection.name,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-                assigned = list(self._consumer.assignment())
-                await self._seek_to_checkpoints(assigned)
-                return  # the messages will be fetched again from the checkpoints
+        """Apply a batch; on a database error, back off and seek every partition back to
+        its checkpoint so the batch is fetched again (if even that fails, the runner
+        stops with the error: a restart resumes from the checkpoints)."""
+        try:
+            await self._apply(messages)
+            self._failures = 0
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            self.stats.errors += 1
+            self._failures += 1
+            log.warning(
+                "projection batch failed; retrying from checkpoints",
+                projection=self.projection.name,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            await asyncio.sleep(min(0.5 * 2 ** (self._failures - 1), 10.0))
+            await self._seek_to_checkpoints(list(self._consumer.assignment()))
 
     async def _apply(self, messages: list[Any]) -> None:
         by_partition: dict[Partition, list[Any]] = {}

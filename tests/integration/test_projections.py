@@ -250,3 +250,39 @@ async def test_retraction_removes_the_document_everywhere(settings: Settings) ->
     assert (await search(settings, {"term": {"document_id": gone_id}}))["hits"]["total"][
         "value"
     ] == 0
+
+
+async def test_projector_survives_lost_database_connections(
+    make_settings: Callable[..., Settings],
+) -> None:
+    import asyncpg
+
+    from piaoxi.commands.project import run_projectors
+
+    calm, hurt = make_settings(), make_settings()
+    events = synthetic.histories(30, pages=6, seed=50)
+    for target in (calm, hurt):
+        synthetic.publish(target, events)
+    await project_until(calm, lambda applied, waiting: applied == len(events), only="postgres")
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_projectors(hurt, only="postgres", stop=stop, handle_signals=False, batch_size=20)
+    )
+    admin = await asyncpg.connect(hurt.database_url)
+    terminated = 0
+    try:
+        while (await _counts(hurt))[0] < len(events):
+            assert not task.done(), task
+            if (await _counts(hurt))[0] > 0 and terminated < 3:
+                terminated += await admin.fetchval(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+        stop.set()
+        await task
+    assert terminated > 0
+    assert await digest(hurt) == await digest(calm)
