@@ -3,8 +3,10 @@
 Engines (the `engine` argument, per upload or from settings):
 
 - ``rapidocr`` (default): PP-OCR ONNX models shipped in the rapidocr wheel, run on
-  onnxruntime; its orientation classifier is off (it flips correct lines). Handles vertical
-  columns by itself. One engine object is built per process and cached.
+  onnxruntime; its orientation classifier is off (it flips correct lines). It reads
+  vertical columns by itself but drops many punctuation marks centred in their own cell;
+  on vertical pages inked gaps between the recognised characters are read again one by
+  one, upright, to put those marks back. One engine object is built per process.
 - ``tesseract``: Debian tesseract through pytesseract; ``chi_tra`` for horizontal pages,
   ``chi_tra_vert`` for vertical ones. ``tesseract:<lang>`` picks another language pack
   (e.g. ``tesseract:chi_sim``; the ``_vert`` pack is used on vertical pages if installed).
@@ -16,6 +18,7 @@ worker's initializer so N processes do not each start a thread per core.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -96,8 +99,10 @@ def recognize(
     name, option = parse_engine(engine)
     rgb = to_rgb(image)
     if name == "rapidocr":
-        lines = _rapidocr(rgb)
+        lines, words = _rapidocr(rgb)
         chosen = resolve_layout(layout, lines)
+        if chosen == "vertical":
+            lines = _fill_vertical_marks(rgb, lines, words)
     else:
         lines, chosen = _tesseract(rgb, option, layout)
     return OcrOutput(
@@ -153,21 +158,151 @@ def _pad(image: Image.Image) -> Image.Image:
     return padded
 
 
-def _rapidocr(image: Image.Image) -> list[OcrLine]:
+Word = tuple[str, float, Box]  # one recognised character (or Latin word) and its box
+
+
+def _rapidocr(image: Image.Image) -> tuple[list[OcrLine], list[list[Word]]]:
+    """Lines, and for each line its characters with their boxes."""
     engine = _rapidocr_engine()
     try:
-        result = engine(_pad(image), use_det=True, use_cls=False, use_rec=True)
+        result = engine(
+            _pad(image),
+            use_det=True,
+            use_cls=False,
+            use_rec=True,
+            return_word_box=True,
+            return_single_char_box=True,
+        )
     except Exception as exc:  # rapidocr raises its own error types from deep inside
         raise OcrFailed(
             f"rapidocr could not read a {image.width}x{image.height} image:"
             f" {type(exc).__name__}: {exc}"
         ) from exc
     if result.boxes is None or result.txts is None:
-        return []
-    return [
+        return [], []
+    lines = [
         OcrLine(text=str(text), confidence=float(score), box=Box.from_points(points))
         for points, text, score in zip(result.boxes, result.txts, result.scores, strict=True)
     ]
+    words: list[list[Word]] = []
+    for entry in result.word_results or [[] for _ in lines]:
+        words.append(
+            [(str(w[0]), float(w[1]), Box.from_points(w[2])) for w in entry if len(w) == 3]
+        )
+    if len(words) != len(lines):
+        words = [[] for _ in lines]
+    return lines, words
+
+
+# --- marks missed in vertical columns ------------------------------------------------------
+#
+# The recogniser reads a column rotated on its side; a punctuation mark centred in its own
+# cell (as vertical typesetting puts 。，「」) is then often lost. The characters it did read
+# have boxes at the column's pitch: an inked cell-sized gap between them is a missed mark,
+# read again on its own, upright (and, for corner brackets, by its shape).
+
+_ROUND_MARKS = frozenset("。oO0°○〇")
+_SMALL_MARKS = frozenset("，、；：！？,;:!?")
+
+
+def _fill_vertical_marks(
+    image: Image.Image, lines: list[OcrLine], words: list[list[Word]]
+) -> list[OcrLine]:
+    gray = np.asarray(image.convert("L"))
+    # (line, insert before character n, cell pixels, pitch) for every inked gap cell
+    candidates: list[tuple[int, int, np.ndarray, float]] = []
+    for index, (line, chars) in enumerate(zip(lines, words, strict=True)):
+        if len(chars) < 3 or "".join(c[0] for c in chars) != line.text:
+            continue
+        spans = [(c[2].y0, c[2].y1) for c in chars]
+        centres = [(a + b) / 2 for a, b in spans]
+        steps = sorted(b - a for a, b in itertools.pairwise(centres) if b > a)
+        if not steps:
+            continue
+        pitch = steps[len(steps) // 2]
+        edges = [(line.box.y0, line.box.y0), *spans, (line.box.y1, line.box.y1)]
+        for n, ((_, top), (bottom, _)) in enumerate(itertools.pairwise(edges)):
+            gap = bottom - top
+            if gap < 0.6 * pitch:
+                continue
+            cells = max(1, round(gap / pitch))
+            for j in range(cells):
+                y0, y1 = int(top + j * gap / cells), int(top + (j + 1) * gap / cells)
+                cell = gray[y0:y1, int(line.box.x0) : int(line.box.x1) + 1]
+                if _inked(cell, pitch):
+                    candidates.append((index, n, cell, pitch))
+    if not candidates:
+        return lines
+    readings = _recognise_cells([cell for _, _, cell, _ in candidates])
+    inserts: dict[tuple[int, int], list[str]] = {}
+    for (index, n, cell, pitch), (text, score) in zip(candidates, readings, strict=True):
+        mark = _classify_mark(cell, pitch, text, score)
+        if mark:
+            inserts.setdefault((index, n), []).append(mark)
+    filled: list[OcrLine] = []
+    for index, (line, chars) in enumerate(zip(lines, words, strict=True)):
+        if not any(key[0] == index for key in inserts):
+            filled.append(line)
+            continue
+        pieces: list[str] = []
+        for n in range(len(chars) + 1):
+            pieces.extend(inserts.get((index, n), ()))
+            if n < len(chars):
+                pieces.append(chars[n][0])
+        filled.append(OcrLine(text="".join(pieces), confidence=line.confidence, box=line.box))
+    return filled
+
+
+def _inked(cell: np.ndarray, pitch: float) -> bool:
+    """Enough dark pixels, spread far enough, to be a mark rather than specks."""
+    if cell.size == 0:
+        return False
+    ink = cell < 128
+    if ink.sum() < max(8, 0.01 * cell.size):
+        return False
+    ys, xs = np.nonzero(ink)
+    return bool(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 >= 0.12 * pitch)
+
+
+def _recognise_cells(cells: list[np.ndarray]) -> list[tuple[str, float]]:
+    """Read each cell upright, framed in white and doubled in size, in one batch."""
+    pad = 20
+    images = []
+    for cell in cells:
+        framed = np.full((cell.shape[0] + 2 * pad, cell.shape[1] + 2 * pad), 255, np.uint8)
+        framed[pad : pad + cell.shape[0], pad : pad + cell.shape[1]] = cell
+        big = Image.fromarray(framed).resize((framed.shape[1] * 2, framed.shape[0] * 2))
+        images.append(np.stack([np.asarray(big)] * 3, axis=-1))
+    try:
+        result = _rapidocr_engine().recognize_txt(images)
+    except Exception:  # rapidocr raises when nothing at all was read
+        return [("", 0.0)] * len(cells)
+    texts = list(result.txts or ())
+    scores = [float(v) for v in (result.scores or ())]
+    if len(texts) != len(cells) or len(scores) != len(cells):
+        return [("", 0.0)] * len(cells)
+    return list(zip(texts, scores, strict=True))
+
+
+def _classify_mark(cell: np.ndarray, pitch: float, text: str, score: float) -> str | None:
+    """The punctuation mark alone in a cell of a vertical column, or None."""
+    if text in _ROUND_MARKS and score >= 0.4:
+        return "。"
+    ys, xs = np.nonzero(cell < 128)
+    height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    if height >= 0.35 * pitch and width >= 0.25 * pitch:
+        # a corner bracket in its vertical form: ﹁ (opening) has its ink along the top and
+        # the right, ﹂ (closing) along the bottom and the left
+        mid_y, mid_x = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+        right, upper = xs.mean() > mid_x, ys.mean() < mid_y
+        if right and upper:
+            return "「"
+        if not right and not upper:
+            return "」"
+        return None
+    if text in _SMALL_MARKS and score >= 0.5:
+        return {",": "，", ";": "；", ":": "：", "!": "！", "?": "？"}.get(text, text)
+    return None
 
 
 # --- tesseract -----------------------------------------------------------------------------

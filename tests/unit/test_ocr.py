@@ -128,6 +128,10 @@ def test_vertical_page_comes_out_in_reading_order() -> None:
     assert [ln.order for ln in page.lines] == list(range(len(columns)))
     xs = [ln.box.cx for ln in page.lines]
     assert xs == sorted(xs, reverse=True)
+    # punctuation centred in its own cell is put back from the gaps between characters
+    truth = "".join(columns)
+    assert cer(truth, page.text) < 0.10
+    assert page.text.count("。") >= truth.count("。") - 3
 
 
 @pytest.mark.slow
