@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -208,7 +209,9 @@ def throughput(
         results = [_chars_per_process(texts, use_model)]
     else:
         parts = [texts[i::processes] for i in range(processes)]
-        with ProcessPoolExecutor(processes) as pool:
+        # spawn: the parent already holds an onnxruntime session, which fork may not copy safely
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
             results = list(pool.map(_chars_per_process, parts, [use_model] * processes))
     chars = sum(r[0] for r in results)
     wall = max(r[1] for r in results)
