@@ -81,6 +81,7 @@ async def search(
     year_to: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None,
     page: Annotated[int, Query(ge=1, le=MAX_RESULT_WINDOW)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
+    facets: Annotated[bool, Query(description="Compute the facet counts.")] = True,
 ) -> SearchResponse:
     filters = SearchFilters(
         dynasties=check_texts(dynasty or [], max_chars=50, what="dynasty"),
@@ -90,7 +91,7 @@ async def search(
         year_from=year_from,
         year_to=year_to,
     )
-    return await run_search(state, caller, q, filters, page=page, size=size)
+    return await run_search(state, caller, q, filters, page=page, size=size, facets=facets)
 
 
 async def run_search(
@@ -101,6 +102,7 @@ async def run_search(
     *,
     page: int = 1,
     size: int = 10,
+    facets: bool = True,
 ) -> SearchResponse:
     """The search as `caller` may see it (also used by the web page)."""
     if page * size > MAX_RESULT_WINDOW:
@@ -110,7 +112,7 @@ async def run_search(
             f"page × size may not exceed {MAX_RESULT_WINDOW}; narrow the search instead.",
         )
     parsed = parse_query(q)
-    request = SearchRequest(query=parsed, filters=filters, page=page, size=size)
+    request = SearchRequest(query=parsed, filters=filters, page=page, size=size, facets=facets)
     body = build_search_body(request, caller.search_filter())
     data = await state.search.search(body)
     hits_data = data.get("hits", {})
