@@ -168,6 +168,7 @@ def main() -> None:
     parser.add_argument("--off-documents", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--rebuild", action="store_true", help="also time replay projections")
+    parser.add_argument("--skip-search", action="store_true", help="Postgres only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -191,18 +192,25 @@ def main() -> None:
         events = synthetic.histories(args.documents, pages=args.pages, seed=42)
         last = synthetic.publish(source, events)
         published_s = time.perf_counter() - started
-        off_last = synthetic.publish(
-            off_source, synthetic.histories(args.off_documents, pages=args.pages, seed=43)
+        off_last = (
+            synthetic.publish(
+                off_source, synthetic.histories(args.off_documents, pages=args.pages, seed=43)
+            )
+            if args.off_documents
+            else {}
         )
         on = fresh(source)
         results.append(asyncio.run(project_postgres(on, last, args.batch_size)))
-        results.append(asyncio.run(project_search(on, 200)))
-        results.append(asyncio.run(rebuild_search(on)))
+        if not args.skip_search:
+            results.append(asyncio.run(project_search(on, 200)))
+            results.append(asyncio.run(rebuild_search(on)))
         if args.rebuild:
             results.append(asyncio.run(rebuild_postgres_run(on)))
-        off = fresh(off_source)
-        results.append(asyncio.run(project_postgres(off, off_last, 1)))
-        results.append(asyncio.run(project_search(off, 1)))
+        if args.off_documents:
+            off = fresh(off_source)
+            results.append(asyncio.run(project_postgres(off, off_last, 1)))
+            if not args.skip_search:
+                results.append(asyncio.run(project_search(off, 1)))
     finally:
         for s in made:
             drop_database(s)
