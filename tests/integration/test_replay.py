@@ -215,11 +215,39 @@ async def _wait_status(
     raise AssertionError(f"status of {document_id} stayed {status}")
 
 
+async def _wait_history(
+    settings: Settings, document_id: str, *, per_stage: int, timeout_s: float
+) -> dict[str, int]:
+    import time
+
+    import asyncpg
+
+    deadline = time.monotonic() + timeout_s
+    counts: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT stage, count(*) AS n FROM readmodel.page_versions"
+                " WHERE document_id = $1 GROUP BY stage",
+                document_id,
+            )
+        finally:
+            await conn.close()
+        counts = {r["stage"]: r["n"] for r in rows}
+        if len(counts) == 3 and min(counts.values()) >= per_stage:
+            return counts
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"history of {document_id} stayed {counts}")
+
+
 async def test_dlq_redrive_after_the_fix_completes_the_document(
     make_settings: Callable[..., Settings],
 ) -> None:
     """The blob of an upload is missing: extraction fails into the DLQ. Once the blob is
-    stored, `replay dlq` re-drives the upload and the document is processed to the end."""
+    stored, `replay dlq` re-drives the upload and the document is processed to the end.
+    Then `replay reprocess --stage ocr` makes the workers redo every stage, the history
+    keeping both versions."""
     import hashlib
     import io
     import os
@@ -291,6 +319,15 @@ async def test_dlq_redrive_after_the_fix_completes_the_document(
             180,
         )
         assert done == {"extract": "done", "clean": "done", "entities": "done"}
+
+        # reprocess from the OCR/extract stage: the workers redo every stage downstream
+        from projections.reprocess import Selection, reprocess
+
+        again = await reprocess(settings, "ocr", Selection(document_ids=[upload.document_id]))
+        assert (again.selected, again.published) == (1, 1)
+        history = await _wait_history(settings, upload.document_id, per_stage=2, timeout_s=180)
+        assert history == {"extract": 2, "clean": 2, "entities": 2}
+        assert set((await _status(settings, upload.document_id)).values()) == {"done"}
     finally:
         stop.set()
         await projector
