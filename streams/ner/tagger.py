@@ -21,7 +21,9 @@ MODEL_DIR = Path(__file__).parent / "model"
 DEFAULT_MODEL = MODEL_DIR / "ner.onnx"
 
 MAX_CHUNK = 160
-BATCH_CHARS = 16_384
+ROW_WIDTH = 512
+BATCH_ROWS = 32
+GAP = 8  # >= the widest dilation of the network (see train.CharTagger)
 _NEG = np.float32(-1e4)
 _SENTENCE_END = re.compile(r"[。！？；!?;\n]+")
 _SOFT_BREAK = "，、：,）」』"
@@ -60,6 +62,12 @@ class Tagger:
         for a, b in _VARIANTS.items():
             if a not in self.index and b in self.index:
                 self.index[a] = self.index[b]
+        # A lookup table by code point (the last entry, <unk>, catches everything above).
+        table = np.ones(max(ord(ch) for ch in self.index if len(ch) == 1) + 2, dtype=np.int64)
+        for ch, i in self.index.items():
+            if len(ch) == 1:
+                table[ord(ch)] = i
+        self._by_codepoint = table
         self.model_path = model_path
         self.version = MODEL_VERSION
         self._transitions, self._start = _constraints(self.labels)
@@ -72,44 +80,81 @@ class Tagger:
 
     def encode(self, text: str) -> np.ndarray:
         """Character ids; characters outside the vocabulary map to <unk> (id 1)."""
-        get = self.index.get
-        return np.fromiter((get(ch, 1) for ch in text), dtype=np.int64, count=len(text))
+        points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        return self._by_codepoint[np.minimum(points, len(self._by_codepoint) - 1)]
 
     def tag(self, text: str) -> list[Span]:
         return self.tag_many([text])[0]
 
     def tag_many(self, texts: list[str]) -> list[list[Span]]:
-        """Tag several texts at once (chunks of all of them share batches)."""
+        """Tag several texts at once (their chunks share batches)."""
         chunks: list[tuple[int, int, int]] = []  # (text index, start, end)
         for t, text in enumerate(texts):
             chunks.extend((t, s, e) for s, e in chunk_bounds(text))
         results: list[list[Span]] = [[] for _ in texts]
-        order = sorted(range(len(chunks)), key=lambda i: chunks[i][2] - chunks[i][1])
-        i = 0
-        while i < len(order):
-            width = chunks[order[i]][2] - chunks[order[i]][1]
-            group = [order[i]]
-            i += 1
-            while i < len(order):
-                w = chunks[order[i]][2] - chunks[order[i]][1]
-                if w * (len(group) + 1) > BATCH_CHARS:
-                    break
-                group.append(order[i])
-                width = w
-                i += 1
-            ids = np.zeros((len(group), width), dtype=np.int64)
-            for row, c in enumerate(group):
-                t, s, e = chunks[c]
-                ids[row, : e - s] = self.encode(texts[t][s:e])
-            scores = self.session.run(None, {"ids": ids})[0]
-            lengths = np.array([chunks[c][2] - chunks[c][1] for c in group])
-            paths, probs = self._decode(scores, lengths)
-            for row, c in enumerate(group):
-                t, s, e = chunks[c]
-                results[t].extend(self._spans(texts[t], s, paths[row, : e - s], probs[row]))
-        for r in results:
-            r.sort(key=lambda sp: sp.start)
+        if not chunks:
+            return results
+        # Pack chunks into rows separated by GAP padding positions. Padding is zeroed after
+        # every layer and GAP exceeds the widest dilation, so packed chunks do not see each
+        # other: the scores equal those of tagging each chunk alone, with little padding.
+        placed: list[tuple[int, int]] = []  # (row, offset) per chunk
+        row, offset = 0, 0
+        for _, s, e in chunks:
+            if offset and offset + (e - s) > ROW_WIDTH:
+                row, offset = row + 1, 0
+            placed.append((row, offset))
+            offset += e - s + GAP
+        ids = np.zeros((row + 1, ROW_WIDTH), dtype=np.int64)
+        encoded = [self.encode(text) for text in texts]
+        for (t, s, e), (r, o) in zip(chunks, placed, strict=True):
+            ids[r, o : o + e - s] = encoded[t][s:e]
+        used = max(o + e - s for (_, s, e), (_, o) in zip(chunks, placed, strict=True))
+        ids = ids[:, :used] if row == 0 else ids
+        scores = np.concatenate(
+            [
+                self.session.run(None, {"ids": ids[i : i + BATCH_ROWS]})[0]
+                for i in range(0, ids.shape[0], BATCH_ROWS)
+            ]
+        )
+        lengths = np.array([e - s for _, s, e in chunks])
+        per_chunk = np.zeros((len(chunks), int(lengths.max()), scores.shape[2]), np.float32)
+        for c, (r, o) in enumerate(placed):
+            per_chunk[c, : lengths[c]] = scores[r, o : o + lengths[c]]
+        paths, probs = self._decode(per_chunk, lengths)
+        valid = np.arange(paths.shape[1])[None, :] < lengths[:, None]
+        text_of = np.repeat([t for t, _, _ in chunks], lengths)
+        char_at = np.concatenate([np.arange(s, e) for _, s, e in chunks])
+        self._collect(texts, paths[valid], probs[valid], text_of, char_at, results)
         return results
+
+    def _collect(
+        self,
+        texts: list[str],
+        path: np.ndarray,
+        probs: np.ndarray,
+        text_of: np.ndarray,
+        char_at: np.ndarray,
+        results: list[list[Span]],
+    ) -> None:
+        """Spans from the decoded tags of all chunks laid end to end.
+
+        Decoding is constrained, so an I- tag always continues the span before it; a chunk
+        always starts with O or B-, so no span runs across two chunks.
+        """
+        begins = np.flatnonzero(self._is_begin[path])
+        if begins.size == 0:
+            return
+        stops = np.flatnonzero(~self._is_inside[path])
+        stops = np.append(stops, len(path))
+        ends = stops[np.searchsorted(stops, begins + 1)]
+        cumulative = np.concatenate([[0.0], np.cumsum(probs, dtype=np.float64)])
+        confidence = (cumulative[ends] - cumulative[begins]) / (ends - begins)
+        kinds = [self.labels[i][2:] for i in range(len(self.labels))]
+        for b, e, conf in zip(begins.tolist(), ends.tolist(), confidence.tolist(), strict=True):
+            t = int(text_of[b])
+            s0 = int(char_at[b])
+            e0 = s0 + (e - b)
+            results[t].append(Span(kinds[path[b]], s0, e0, texts[t][s0:e0], round(conf, 4)))
 
     def _decode(self, scores: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Constrained Viterbi over log-softmax scores, vectorised over the batch."""
@@ -138,31 +183,18 @@ class Tagger:
         for t in range(1, width):
             cand = delta[:, :, None] + trans[None, :, :]
             best = cand.argmax(axis=1)
-            new = np.take_along_axis(cand, best[:, None, :], axis=1)[:, 0, :] + logp[:, t, :]
+            new = cand.max(axis=1) + logp[:, t, :]
             active = (t < lengths)[:, None]
             delta = np.where(active, new, delta)
             back[:, t, :] = np.where(active, best, np.arange(n)[None, :])
         path = np.zeros((batch, width), dtype=np.int64)
         last = delta.argmax(axis=1)
+        rows = np.arange(batch)
         for t in range(width - 1, -1, -1):
             path[:, t] = last
             if t > 0:
-                last = np.take_along_axis(back[:, t, :], last[:, None], axis=1)[:, 0]
+                last = back[rows, t, last]
         return path
-
-    def _spans(self, text: str, offset: int, path: np.ndarray, probs: np.ndarray) -> list[Span]:
-        out: list[Span] = []
-        labels = self.labels
-        starts = np.flatnonzero(self._is_begin[path])
-        for b in starts:
-            kind = labels[path[b]][2:]
-            e = b + 1
-            while e < len(path) and self._is_inside[path[e]] and labels[path[e]][2:] == kind:
-                e += 1
-            s0, e0 = offset + int(b), offset + int(e)
-            confidence = float(probs[b:e].mean())
-            out.append(Span(kind, s0, e0, text[s0:e0], round(confidence, 4)))
-        return out
 
 
 @functools.cache
