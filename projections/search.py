@@ -325,11 +325,17 @@ class BulkError(RuntimeError):
     """The search server refused some bulk operations."""
 
 
-async def write_search_docs(client: AsyncElasticsearch, index: str, docs: SearchDocs) -> None:
+async def write_search_docs(
+    client: AsyncElasticsearch, index: str, docs: SearchDocs, *, require_alias: bool = False
+) -> None:
     """Bulk-write `docs` into `index`, then delete pages of those documents that are no
-    longer current (fewer pages, newer version, retracted)."""
+    longer current (fewer pages, newer version, retracted). With `require_alias` the
+    write fails instead of creating a plain index when the alias is gone (a restarted
+    in-memory search server)."""
     if docs.operations:
-        response = await client.bulk(index=index, operations=docs.operations)
+        response = await client.bulk(
+            index=index, operations=docs.operations, require_alias=require_alias or None
+        )
         if response.get("errors"):
             failed = [
                 item
@@ -415,7 +421,7 @@ class SearchProjector:
             chosen = set(document_ids)
             taken = [r["id"] for r in rows if r["document_id"] in chosen]
             docs = await build_search_docs(conn, document_ids)
-            await write_search_docs(self.client, target, docs)
+            await write_search_docs(self.client, target, docs, require_alias=index is None)
             await conn.execute("DELETE FROM search_outbox WHERE id = ANY($1::bigint[])", taken)
         self.stats.batches += 1
         self.stats.documents += len(document_ids)
@@ -433,9 +439,13 @@ class SearchProjector:
             if stop.is_set():
                 return self.stats
             try:
-                await self.ensure_index()
+                index_ready = False
                 while not stop.is_set():
                     try:
+                        if not index_ready:
+                            # the search server may be down, or restarted empty
+                            await self.ensure_index()
+                            index_ready = True
                         taken = await self.drain_once()
                     except (
                         BulkError,
@@ -445,6 +455,7 @@ class SearchProjector:
                         OSError,
                     ) as exc:
                         log.warning("search batch failed; will retry", error=str(exc))
+                        index_ready = False
                         await _wait(stop, 1.0)
                         continue
                     if taken == 0:

@@ -299,3 +299,41 @@ async def test_projector_survives_lost_database_connections(
         await task
     assert terminated > 0
     assert await digest(hurt) == await digest(calm)
+
+
+async def test_index_lost_by_the_search_server_is_rebuilt(settings: Settings) -> None:
+    """osmem keeps its indexes in memory: after a restart the projector rebuilds the index
+    from the read models instead of writing into a plain, unmapped index."""
+    from piaoxi.commands.project import run_projectors
+    from projections.search import alias_target, create_client
+
+    first = synthetic.histories(4, pages=2, seed=60)
+    second = synthetic.histories(3, pages=2, seed=61)
+    synthetic.publish(settings, first)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_projectors(settings, only=None, stop=stop, handle_signals=False))
+    client = create_client(settings)
+    try:
+        while (await _counts(settings)) != (len(first), 0):
+            assert not task.done(), task
+            await asyncio.sleep(0.3)
+        lost = await alias_target(client, settings)
+        assert lost is not None
+        await client.indices.delete(index=lost)  # what a restart of the server does
+
+        synthetic.publish(settings, second)
+        total = len(first) + len(second)
+        while (await _counts(settings)) != (total, 0):
+            assert not task.done(), task
+            await asyncio.sleep(0.3)
+        rebuilt = await alias_target(client, settings)
+        assert rebuilt is not None  # a new version (numbering restarts: the old is gone)
+    finally:
+        await client.close()
+        stop.set()
+        await task
+    found = await search(
+        settings, {"match_all": {}}, size=0, aggs={"k": {"terms": {"field": "kind"}}}
+    )
+    kinds = {b["key"]: b["doc_count"] for b in found["aggregations"]["k"]["buckets"]}
+    assert kinds == {"document": 7, "page": 14}
