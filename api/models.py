@@ -191,6 +191,9 @@ class SearchResponse(BaseModel):
     size: int
     hits: list[SearchHit]
     facets: SearchFacets
+    facets_sampled: bool = Field(
+        False, description="True when the facet counts cover only the best-scoring pages."
+    )
 
 
 class EntityList(BaseModel):

@@ -455,6 +455,8 @@ class OwnSearchServer:
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     base = bench_settings(_stack_settings())
+    if args.search_url:
+        return await run_bench(args, base.model_copy(update={"search_url": args.search_url}))
     if args.shared_search:
         return await run_bench(args, base)
     with OwnSearchServer() as search_url:
@@ -503,7 +505,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, A
         "search_docs": indexed.json().get("count"),
         "seed": seeded,
         "workers": args.workers,
-        "search_server": "shared" if args.shared_search else "own",
+        "search_server": args.search_url or ("shared" if args.shared_search else "own"),
         "seconds_per_step": args.seconds,
         "search": [],
         "page": [],
@@ -541,6 +543,11 @@ def main() -> None:
         "--shared-search",
         action="store_true",
         help="Index into the stack's shared search server instead of one of the bench's own.",
+    )
+    parser.add_argument(
+        "--search-url",
+        default="",
+        help="Use this running search server (indexed when the bench index is missing).",
     )
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
     args = parser.parse_args()

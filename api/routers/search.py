@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -12,6 +12,7 @@ from api.errors import ApiError, ErrorResponse
 from api.models import EntityFacetBucket, FacetBucket, SearchFacets, SearchHit, SearchResponse
 from api.render import highlight_fragments
 from api.search_query import (
+    FACET_SAMPLE,
     FIELDS,
     MAX_PAGE_SIZE,
     MAX_QUERY_CHARS,
@@ -81,7 +82,14 @@ async def search(
     year_to: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None,
     page: Annotated[int, Query(ge=1, le=MAX_RESULT_WINDOW)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
-    facets: Annotated[bool, Query(description="Compute the facet counts.")] = True,
+    facets: Annotated[
+        Literal["sampled", "exact", "none"],
+        Query(
+            description="Facet counts over the best-scoring pages (`sampled`, the default:"
+            f" exact when there are at most {FACET_SAMPLE} hits), over all hits (`exact`,"
+            " slower for broad queries) or none."
+        ),
+    ] = "sampled",
 ) -> SearchResponse:
     filters = SearchFilters(
         dynasties=check_texts(dynasty or [], max_chars=50, what="dynasty"),
@@ -102,7 +110,7 @@ async def run_search(
     *,
     page: int = 1,
     size: int = 10,
-    facets: bool = True,
+    facets: str = "sampled",
 ) -> SearchResponse:
     """The search as `caller` may see it (also used by the web page)."""
     if page * size > MAX_RESULT_WINDOW:
@@ -120,6 +128,9 @@ async def run_search(
     total = total_data.get("value", 0) if isinstance(total_data, dict) else int(total_data)
     needles = parsed.needles
     hits = [_hit(h, needles) for h in hits_data.get("hits", [])]
+    aggs = data.get("aggregations") or {}
+    if facets == "sampled":
+        aggs = aggs.get("sample") or {}
     return SearchResponse(
         query=q,
         phrase=bool(parsed.phrases) and not parsed.terms,
@@ -127,7 +138,8 @@ async def run_search(
         page=page,
         size=size,
         hits=hits,
-        facets=_facets(data.get("aggregations") or {}),
+        facets=_facets(aggs),
+        facets_sampled=facets == "sampled" and total > FACET_SAMPLE,
     )
 
 

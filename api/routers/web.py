@@ -26,7 +26,7 @@ from api.render import ENTITY_LABELS, STAGE_LABELS, STATUS_LABELS, mark_spans
 from api.routers.documents import document_detail, page_detail, summary_from_row
 from api.routers.search import run_search
 from api.routers.status import status_report
-from api.search_query import MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchFilters
+from api.search_query import FACET_SAMPLE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchFilters
 from api.state import AppState
 
 router = APIRouter(include_in_schema=False)
@@ -122,6 +122,7 @@ async def search_page(
         "chips": [],
         "facets": [],
         "hit_query": "",
+        "facet_sample": FACET_SAMPLE,
     }
     labels = {"dynasty": "朝代", "entity_type": "类别", "entity": "实体", "tag": "标签"}
     for name, value in params:

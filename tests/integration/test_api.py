@@ -230,7 +230,9 @@ async def test_search_filters_facets_and_pages(env: Env) -> None:
     assert {b["value"] for b in facets["tag"]} >= {"詩", "文"}
     assert {"type": "PERSON", "value": "諸葛亮", "count": 1} in facets["entity"]
     assert (await search(env, dynasty="唐"))["total"] == 1
-    assert (await search(env, facets=False))["facets"]["dynasty"] == []
+    assert (await search(env, facets="none"))["facets"]["dynasty"] == []
+    exact = await search(env, facets="exact")
+    assert exact["facets"] == everything["facets"] and not exact["facets_sampled"]
     assert (await search(env, entity="PERSON:諸葛亮"))["hits"][0]["page_number"] == 2
     assert (await search(env, entity_type="PLACE"))["total"] == 2
     assert (await search(env, tag="文"))["total"] == 2

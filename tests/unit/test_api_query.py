@@ -63,7 +63,16 @@ def test_search_body_is_structured_and_filters_visibility_in_the_query() -> None
     assert {"match_phrase": {"search_key": {"query": "地上霜"}}} in must
     assert {"match": {"search_key.ngram": {"query": "月"}}} in must
     # facets are aggregations of the same (visibility-filtered) query
-    assert set(body["aggs"]) == {"dynasty", "entity_type", "entity", "tag"}
+    assert set(body["aggs"]["sample"]["aggs"]) == {"dynasty", "entity_type", "entity", "tag"}
+    request.facets = "exact"
+    assert set(build_search_body(request, None)["aggs"]) == {
+        "dynasty",
+        "entity_type",
+        "entity",
+        "tag",
+    }
+    request.facets = "none"
+    assert "aggs" not in build_search_body(request, None)
 
 
 def test_visibility_rule() -> None:
