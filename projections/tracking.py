@@ -16,6 +16,7 @@ back. So no event is applied twice and none is skipped, whatever the rebalances.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from events.codec import EventCodec, UndecodableEvent
+from events.records import EventBase
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 from projections.postgres import BatchOutcome, Delivered
@@ -47,6 +49,14 @@ class Projection(Protocol):
     name: str
 
     async def apply(self, conn: asyncpg.Connection, batch: Sequence[Delivered]) -> BatchOutcome: ...
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A message from the log and its decoded event (None: undecodable, skipped)."""
+
+    message: Any
+    event: EventBase | None
 
 
 class TrackingRecorder:
@@ -205,6 +215,7 @@ class ProjectionRunner:
         self._consumer: Any = None
         self._last_lag = 0.0
         self._failures = 0
+        self._generation = 0  # bumped by every seek
 
     # -- consumer -------------------------------------------------------------------------
 
@@ -233,6 +244,7 @@ class ProjectionRunner:
             position = stored.get(key, -1) + 1
             self._consumer.seek(tp, position)
             self._expected[key] = position
+        self._generation += 1
         log.info(
             "projection positioned",
             projection=self.projection.name,
@@ -274,15 +286,34 @@ class ProjectionRunner:
         """Apply events until `stop` is set (or `stop_at` is reached)."""
         stop = stop or asyncio.Event()
         await self._start()
+        # The next batch is fetched and decoded while the current one is being applied
+        # (Python works while Postgres does). Any seek meanwhile (rebalance, reseek after
+        # an error) makes that batch stale: it is dropped and every partition is put
+        # back to its checkpoint.
+        prefetch: asyncio.Task[list[Fetched]] | None = None
+        generation = self._generation
         try:
             while not stop.is_set():
                 if self._reached_stop():
                     break
-                messages = await self._collect(stop)
+                if prefetch is None:
+                    generation = self._generation
+                    prefetch = asyncio.create_task(self._collect(stop))
+                messages = await prefetch
+                prefetch = None
+                if generation != self._generation:
+                    await self._seek_to_checkpoints(list(self._consumer.assignment()))
+                    continue
                 if messages:
+                    generation = self._generation
+                    prefetch = asyncio.create_task(self._collect(stop))
                     await self._apply_with_retry(messages)
                 await self._maybe_record_lag()
         finally:
+            if prefetch is not None:
+                prefetch.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await prefetch
             await self._maybe_record_lag(force=True)
             await self._consumer.stop()
         return self.stats
@@ -294,8 +325,8 @@ class ProjectionRunner:
             self._expected.get(key, 0) > last for key, last in self.stop_at.items() if last >= 0
         )
 
-    async def _collect(self, stop: asyncio.Event) -> list[Any]:
-        """Up to batch_size messages, waiting at most batch_window_s for more."""
+    async def _collect(self, stop: asyncio.Event) -> list[Fetched]:
+        """Up to batch_size messages, decoded, waiting at most batch_window_s for more."""
         collected: list[Any] = []
         deadline = time.monotonic() + self.batch_window_s
         while len(collected) < self.batch_size and not stop.is_set():
@@ -315,9 +346,24 @@ class ProjectionRunner:
                 break
             if self.batch_size == 1 or remaining <= 0:
                 break
-        return collected
+        return [Fetched(m, self._decode(m)) for m in collected]
 
-    async def _apply_with_retry(self, messages: list[Any]) -> None:
+    def _decode(self, message: Any) -> EventBase | None:
+        try:
+            return self.codec.decode(message.value)
+        except UndecodableEvent as exc:
+            self.stats.undecodable += 1
+            log.warning(
+                "undecodable event skipped by projection",
+                projection=self.projection.name,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                reason=exc.reason,
+            )
+            return None
+
+    async def _apply_with_retry(self, messages: list[Fetched]) -> None:
         """Apply a batch; on a database error, back off and seek every partition back to
         its checkpoint so the batch is fetched again (if even that fails, the runner
         stops with the error: a restart resumes from the checkpoints)."""
@@ -335,10 +381,10 @@ class ProjectionRunner:
             await asyncio.sleep(min(0.5 * 2 ** (self._failures - 1), 10.0))
             await self._seek_to_checkpoints(list(self._consumer.assignment()))
 
-    async def _apply(self, messages: list[Any]) -> None:
-        by_partition: dict[Partition, list[Any]] = {}
+    async def _apply(self, messages: list[Fetched]) -> None:
+        by_partition: dict[Partition, list[Fetched]] = {}
         for m in messages:
-            key = (m.topic, m.partition)
+            key = (m.message.topic, m.message.partition)
             if key in self._expected:  # still assigned to this runner
                 by_partition.setdefault(key, []).append(m)
         if not by_partition:
@@ -361,26 +407,16 @@ class ProjectionRunner:
                     # rolled back): re-read from it rather than skip events
                     reseek[key] = checkpoint + 1
                     continue
-                fresh = [m for m in items if m.offset > checkpoint]
+                fresh = [m for m in items if m.message.offset > checkpoint]
                 self.stats.skipped_duplicates += len(items) - len(fresh)
                 if not fresh:
                     continue
-                for m in fresh:
-                    try:
-                        event = self.codec.decode(m.value)
-                    except UndecodableEvent as exc:
-                        self.stats.undecodable += 1
-                        log.warning(
-                            "undecodable event skipped by projection",
-                            projection=self.projection.name,
-                            topic=m.topic,
-                            partition=m.partition,
-                            offset=m.offset,
-                            reason=exc.reason,
-                        )
-                        continue
-                    batch.append(Delivered(m.topic, m.partition, m.offset, event))
-                new_positions[key] = fresh[-1].offset
+                batch += [
+                    Delivered(key[0], key[1], m.message.offset, m.event)
+                    for m in fresh
+                    if m.event is not None
+                ]
+                new_positions[key] = fresh[-1].message.offset
             outcome = await self.projection.apply(conn, batch)
             await self.tracking.record(conn, new_positions)
         self.stats.batches += 1
@@ -394,6 +430,7 @@ class ProjectionRunner:
             self.stats.reseeks += 1
             self._consumer.seek(TopicPartition(*key), position)
             self._expected[key] = position
+            self._generation += 1
         if self.after_commit is not None:
             await self.after_commit(outcome)
 
