@@ -89,17 +89,57 @@ def _raw_ocr(image_bytes: bytes) -> int:
     return sum(len(t) for t in (result.txts or ()))
 
 
-def raw_pages_per_s(pages: list[bytes], processes: int) -> float:
-    """The raw engine on `pages`, one process per core (models loaded before timing)."""
+def _stage_init() -> None:
+    from streams import ocr
+
+    ocr.set_threads(1)
+    _stage_ocr((SAMPLES / PAGE_SAMPLES[0]).read_bytes())
+
+
+def _stage_ocr(data: bytes) -> int:
+    """The extract stage's own functions, no Kafka/S3/pool: split, then OCR each page."""
+    from streams import extract
+
+    return sum(len(extract.process_page(p).text) for p in extract.split_pages(data))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by these processes (and their children)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for p in [process, *process.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def raw_ocr(pages: list[bytes], processes: int, *, stage: bool = False) -> dict[str, float]:
+    """The raw engine (or with `stage`, the extract stage's functions) on `pages`, one
+    process per core, one engine thread each (models loaded before timing)."""
     context = mp.get_context("spawn")
+    init, task = (_stage_init, _stage_ocr) if stage else (_raw_init, _raw_ocr)
     with concurrent.futures.ProcessPoolExecutor(
-        processes, mp_context=context, initializer=_raw_init
+        processes, mp_context=context, initializer=init
     ) as executor:
         # Make every process load its models before the clock starts.
-        list(executor.map(_raw_ocr, [pages[0]] * processes))
+        list(executor.map(task, [pages[0]] * processes))
+        pids = list(executor._processes)
+        cpu_before = cpu_seconds(pids)
         start = time.perf_counter()
-        list(executor.map(_raw_ocr, pages))
-        return len(pages) / (time.perf_counter() - start)
+        list(executor.map(task, pages))
+        elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(pids) - cpu_before
+    return {
+        "pages_per_s": len(pages) / elapsed,
+        "seconds": elapsed,
+        "cpu_s_per_page": cpu / len(pages),
+    }
 
 
 # --- the pipeline --------------------------------------------------------------------------
@@ -136,6 +176,8 @@ async def pipeline_ocr(settings: Settings, pages: list[bytes], log_dir: Path) ->
             await collector.wait_for(
                 lambda: bool(collector.of(warm.document_id)), timeout=300, what="warm-up"
             )
+            assert worker.process is not None
+            cpu_before = cpu_seconds([worker.process.pid])
             start = datetime.now(UTC)
             uploads = [
                 await producer.upload(page, filename=f"page{i}.png", partition=None)
@@ -153,7 +195,9 @@ async def pipeline_ocr(settings: Settings, pages: list[bytes], log_dir: Path) ->
             texts = [e for e in produced if isinstance(e, PageText)]
             failed = [e for e in produced if isinstance(e, ProcessingFailed)]
             elapsed = (_latest(produced) - start).total_seconds()
+            cpu = cpu_seconds([worker.process.pid]) - cpu_before
             return {
+                "cpu_s_per_page": cpu / len(pages),
                 "pages": len(pages),
                 "page_text_events": len(texts),
                 "failed": len(failed),
@@ -162,6 +206,13 @@ async def pipeline_ocr(settings: Settings, pages: list[bytes], log_dir: Path) ->
             }
     finally:
         worker.stop()
+        report_pool_stats(worker)
+
+
+def report_pool_stats(worker: WorkerProcess) -> None:
+    for line in worker.log_text().splitlines():
+        if "stage pool stats" in line:
+            print(f"  {worker.args}: {line[line.index('{') :]}", file=sys.stderr)
 
 
 async def pipeline_text_stage(
@@ -255,6 +306,7 @@ async def pipeline_text_stage(
             }
     finally:
         worker.stop()
+        report_pool_stats(worker)
 
 
 async def _send(producer: Producer, topic: str, event: Any) -> None:
@@ -286,7 +338,7 @@ def direct_chars_per_s(stage: str, count: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pages", type=int, default=24, help="Page images to OCR.")
+    parser.add_argument("--pages", type=int, default=12, help="Page images to OCR.")
     parser.add_argument("--text-events", type=int, default=200, help="Pages for clean/entities.")
     parser.add_argument("--pool-size", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--skip-text", action="store_true", help="OCR only.")
@@ -305,16 +357,30 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as tmp:
         log_dir = Path(tmp)
-        raw_before = raw_pages_per_s(pages, args.pool_size)
+        raw_before = raw_ocr(pages, args.pool_size)
+        stage_before = raw_ocr(pages, args.pool_size, stage=True)
         pipeline = asyncio.run(pipeline_ocr(settings, pages, log_dir))
-        raw_after = raw_pages_per_s(pages, args.pool_size)
-        raw = (raw_before + raw_after) / 2
+        stage_after = raw_ocr(pages, args.pool_size, stage=True)
+        raw_after = raw_ocr(pages, args.pool_size)
+        stage_rate = (stage_before["pages_per_s"] + stage_after["pages_per_s"]) / 2
+        stage_cpu = (stage_before["cpu_s_per_page"] + stage_after["cpu_s_per_page"]) / 2
+        raw = (raw_before["pages_per_s"] + raw_after["pages_per_s"]) / 2
+        raw_cpu = (raw_before["cpu_s_per_page"] + raw_after["cpu_s_per_page"]) / 2
         report["ocr"] = {
             "raw_pages_per_s": raw,
             "raw_before": raw_before,
             "raw_after": raw_after,
             "pipeline": pipeline,
             "ratio": pipeline["pages_per_s"] / raw,
+            # Load-independent: CPU the engine needs per page / CPU the pipeline spends.
+            "cpu_efficiency": raw_cpu / pipeline["cpu_s_per_page"],
+            # The extract stage's functions without the pipeline (C's OCR does more than
+            # the engine: a second pass for punctuation on vertical pages).
+            "stage_pages_per_s": stage_rate,
+            "stage_before": stage_before,
+            "stage_after": stage_after,
+            "ratio_to_stage": pipeline["pages_per_s"] / stage_rate,
+            "cpu_efficiency_to_stage": stage_cpu / pipeline["cpu_s_per_page"],
         }
         if not args.skip_text:
             for stage in ("clean", "entities"):
@@ -335,16 +401,31 @@ def main() -> None:
     ocr = report["ocr"]
     load = report["load_average_at_start"]
     print(f"cores {report['cores']}, pool {report['pool_size']}, load average at start {load}")
+    before, after, through = ocr["raw_before"], ocr["raw_after"], ocr["pipeline"]
     print(
         f"OCR raw engine      {ocr['raw_pages_per_s']:.3f} pages/s"
-        f" (before {ocr['raw_before']:.3f}, after {ocr['raw_after']:.3f})"
+        f" (before {before['pages_per_s']:.3f}, after {after['pages_per_s']:.3f});"
+        f" CPU {before['cpu_s_per_page']:.2f} / {after['cpu_s_per_page']:.2f} s a page"
     )
     print(
-        f"OCR pipeline        {ocr['pipeline']['pages_per_s']:.3f} pages/s"
-        f" ({ocr['pipeline']['pages']} pages in {ocr['pipeline']['seconds']:.1f} s,"
-        f" {ocr['pipeline']['failed']} failed)"
+        f"OCR pipeline        {through['pages_per_s']:.3f} pages/s"
+        f" ({through['pages']} pages in {through['seconds']:.1f} s,"
+        f" {through['failed']} failed); CPU {through['cpu_s_per_page']:.2f} s a page"
+        " (worker + pool)"
     )
-    print(f"pipeline / raw      {ocr['ratio']:.3f}  (target >= 0.9)")
+    sb, sa = ocr["stage_before"], ocr["stage_after"]
+    print(
+        f"OCR stage functions {ocr['stage_pages_per_s']:.3f} pages/s"
+        f" (before {sb['pages_per_s']:.3f}, after {sa['pages_per_s']:.3f});"
+        f" CPU {sb['cpu_s_per_page']:.2f} / {sa['cpu_s_per_page']:.2f} s a page"
+    )
+    print(f"pipeline / raw engine       {ocr['ratio']:.3f} pages/s  (target >= 0.9)")
+    print(f"pipeline / stage functions  {ocr['ratio_to_stage']:.3f} pages/s")
+    print(
+        f"CPU a page, raw engine / pipeline {ocr['cpu_efficiency']:.3f};"
+        f" stage functions / pipeline {ocr['cpu_efficiency_to_stage']:.3f}"
+        " (independent of other load)"
+    )
     for stage in ("clean", "entities"):
         if stage in report:
             through = report[stage]["pipeline"]

@@ -15,6 +15,7 @@ import os
 import pickle
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -196,6 +197,10 @@ class StagePool:
         self._lock = threading.Lock()
         self._closed = False
         self.replaced = 0  # processes killed and replaced (timeouts, deaths)
+        self.tasks = 0
+        self.busy_s = 0.0  # summed task durations, as the parent sees them
+        self._first_task = 0.0
+        self._last_task = 0.0
 
     async def start(self) -> None:
         """Start every child process (in threads: spawning takes a moment). Idempotent."""
@@ -257,6 +262,8 @@ class StagePool:
         if self._closed:
             raise PoolClosed("stage pool is closed")
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        self._first_task = self._first_task or started
         future = loop.run_in_executor(self._threads, slot.call, (fn, args, kwargs), timeout)
         try:
             ok, value = await asyncio.shield(future)
@@ -270,14 +277,31 @@ class StagePool:
             task = asyncio.ensure_future(self._replace(slot))
             task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
             raise
+        finally:
+            self.tasks += 1
+            self.busy_s += time.monotonic() - started
+            self._last_task = time.monotonic()
         self._free.put_nowait(slot)
         if ok:
             result: T = value
             return result
         raise value
 
+    def stats(self) -> dict[str, float]:
+        """Tasks run, and how busy the slots were between the first and the last task."""
+        window = max(1e-9, self._last_task - self._first_task)
+        return {
+            "tasks": self.tasks,
+            "busy_s": round(self.busy_s, 3),
+            "window_s": round(window, 3),
+            "utilization": round(self.busy_s / (window * self.size), 3) if self.tasks else 0.0,
+            "replaced": self.replaced,
+        }
+
     async def close(self) -> None:
         """Stop every child (gracefully, then by force) and the helper threads."""
+        if not self._closed and self.tasks:
+            log.info("stage pool stats", size=self.size, **self.stats())
         self._closed = True
         loop = asyncio.get_running_loop()
         with self._lock:
