@@ -113,8 +113,16 @@ async def test_postgres_and_index_agree(settings: Settings) -> None:
             )
         }
         doc_status = {r["status"] for r in await conn.fetch("SELECT status FROM documents")}
+        from projections.lag import read_lag
+
+        lag = {(r.projection, r.topic): r for r in await read_lag(conn)}
     await pool.close()
     assert (documents, pages) == (12, 36)
+    # lag from fetch high watermarks (never broker 'latest'): all applied, none behind
+    postgres_lag = [r for (p, _), r in lag.items() if p == "postgres"]
+    assert sum(r.high_watermark or 0 for r in postgres_lag) == len(events)
+    assert sum(r.lag for r in postgres_lag) == 0
+    assert lag[("search", "search_outbox")].lag == 0
     assert [r["status"] for r in statuses] == ["done"]
     assert doc_status == {"done"}
 
