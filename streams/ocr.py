@@ -208,7 +208,18 @@ _SMALL_MARKS = frozenset("，、；：！？,;:!?")
 def _fill_vertical_marks(
     image: Image.Image, lines: list[OcrLine], words: list[list[Word]]
 ) -> list[OcrLine]:
+    from PIL import ImageFilter
+
+    # "ink" is anything well darker than the paper (blurred marks are grey). On a noisy
+    # page (grainy paper) whether a gap holds a mark is judged after a median filter, which
+    # would erase the thin strokes of a clean page.
     gray = np.asarray(image.convert("L"))
+    paper, darkest = float(np.percentile(gray, 50)), float(np.percentile(gray, 1))
+    threshold = paper - 0.35 * max(paper - darkest, 1.0)
+    grain = float(gray[gray > (paper + darkest) / 2].std())
+    smooth = (
+        np.asarray(image.convert("L").filter(ImageFilter.MedianFilter(3))) if grain > 20 else gray
+    )
     # (line, insert before character n, cell pixels, pitch) for every inked gap cell
     candidates: list[tuple[int, int, np.ndarray, float]] = []
     for index, (line, chars) in enumerate(zip(lines, words, strict=True)):
@@ -228,15 +239,16 @@ def _fill_vertical_marks(
             cells = max(1, round(gap / pitch))
             for j in range(cells):
                 y0, y1 = int(top + j * gap / cells), int(top + (j + 1) * gap / cells)
-                cell = gray[y0:y1, int(line.box.x0) : int(line.box.x1) + 1]
-                if _inked(cell, pitch):
+                columns = slice(int(line.box.x0), int(line.box.x1) + 1)
+                cell = gray[y0:y1, columns]
+                if _inked(smooth[y0:y1, columns] < threshold, pitch):
                     candidates.append((index, n, cell, pitch))
     if not candidates:
         return lines
     readings = _recognise_cells([cell for _, _, cell, _ in candidates])
     inserts: dict[tuple[int, int], list[str]] = {}
     for (index, n, cell, pitch), (text, score) in zip(candidates, readings, strict=True):
-        mark = _classify_mark(cell, pitch, text, score)
+        mark = _classify_mark(cell < threshold, pitch, text, score)
         if mark:
             inserts.setdefault((index, n), []).append(mark)
     filled: list[OcrLine] = []
@@ -253,12 +265,9 @@ def _fill_vertical_marks(
     return filled
 
 
-def _inked(cell: np.ndarray, pitch: float) -> bool:
+def _inked(ink: np.ndarray, pitch: float) -> bool:
     """Enough dark pixels, spread far enough, to be a mark rather than specks."""
-    if cell.size == 0:
-        return False
-    ink = cell < 128
-    if ink.sum() < max(8, 0.01 * cell.size):
+    if ink.size == 0 or ink.sum() < max(8, 0.01 * ink.size):
         return False
     ys, xs = np.nonzero(ink)
     return bool(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1 >= 0.12 * pitch)
@@ -284,20 +293,28 @@ def _recognise_cells(cells: list[np.ndarray]) -> list[tuple[str, float]]:
     return list(zip(texts, scores, strict=True))
 
 
-def _classify_mark(cell: np.ndarray, pitch: float, text: str, score: float) -> str | None:
-    """The punctuation mark alone in a cell of a vertical column, or None."""
+def _classify_mark(ink: np.ndarray, pitch: float, text: str, score: float) -> str | None:
+    """The punctuation mark alone in a cell of a vertical column (`ink`: its dark pixels)."""
     if text in _ROUND_MARKS and score >= 0.4:
         return "。"
-    ys, xs = np.nonzero(cell < 128)
-    height, width = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
-    if height >= 0.35 * pitch and width >= 0.25 * pitch:
-        # a corner bracket in its vertical form: ﹁ (opening) has its ink along the top and
-        # the right, ﹂ (closing) along the bottom and the left
-        mid_y, mid_x = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
-        right, upper = xs.mean() > mid_x, ys.mean() < mid_y
-        if right and upper:
+    ys, xs = np.nonzero(ink)
+    if len(ys) == 0:
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    height, width = y1 - y0, x1 - x0
+    if max(height, width) >= 0.3 * pitch and min(height, width) >= 0.15 * pitch:
+        # a corner bracket in its vertical form is two thin strokes: ﹁ (opening) along the
+        # top and down the right side, ﹂ (closing) along the bottom and up the left side
+        box = ink[y0:y1, x0:x1]
+        band = max(2, min(height, width) // 5)
+        top = box[:band].any(axis=0).mean()
+        bottom = box[-band:].any(axis=0).mean()
+        left = box[:, :band].any(axis=1).mean()
+        right = box[:, -band:].any(axis=1).mean()
+        thin = box.mean() < 0.4
+        if thin and top >= 0.6 and right >= 0.6 and bottom < 0.6:
             return "「"
-        if not right and not upper:
+        if thin and bottom >= 0.6 and left >= 0.6 and top < 0.6:
             return "」"
         return None
     if text in _SMALL_MARKS and score >= 0.5:
