@@ -50,6 +50,14 @@ async def apply_migrations(conn: asyncpg.Connection) -> list[str]:
     return applied_now
 
 
+async def _light_reset(conn: asyncpg.Connection) -> None:
+    """Pool release without asyncpg's default reset round trip (RESET ALL, UNLISTEN, ...):
+    request handlers never change session state, so only an abandoned transaction (a
+    cancelled request) needs undoing."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 async def create_pool(settings: Settings, *, min_size: int = 1) -> asyncpg.Pool:
     """A pool sized by the settings, reading the live read models, migrations applied."""
     from projections.migrate import READ_MODEL_SCHEMA, search_path
@@ -60,6 +68,7 @@ async def create_pool(settings: Settings, *, min_size: int = 1) -> asyncpg.Pool:
         min_size=min(min_size, settings.database_pool_size),
         max_size=settings.database_pool_size,
         command_timeout=10,
+        reset=_light_reset,
         server_settings={
             "search_path": search_path(READ_MODEL_SCHEMA),
             "application_name": "piaoxi-api",
