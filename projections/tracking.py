@@ -423,10 +423,13 @@ class ProjectionRunner:
         self.stats.events += len(messages)
         self.stats.applied += outcome.applied
         for key, last in new_positions.items():
-            self._expected[key] = last + 1
+            if key in self._expected:  # not revoked while the batch was applied
+                self._expected[key] = last + 1
         for key, position in reseek.items():
             from aiokafka import TopicPartition
 
+            if key not in self._expected:  # revoked meanwhile: its new owner seeks
+                continue
             self.stats.reseeks += 1
             self._consumer.seek(TopicPartition(*key), position)
             self._expected[key] = position
@@ -442,7 +445,10 @@ class ProjectionRunner:
         from aiokafka import TopicPartition
 
         rows: list[tuple[str, int, int, int]] = []
-        for (topic, partition), position in self._expected.items():
+        assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+        for (topic, partition), position in list(self._expected.items()):
+            if (topic, partition) not in assigned:
+                continue
             highwater = self._consumer.highwater(TopicPartition(topic, partition))
             if highwater is None:
                 continue
