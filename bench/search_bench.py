@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -361,6 +362,35 @@ class Run:
     errors: int = 0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes and their children, seconds."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            process = psutil.Process(pid)
+            for p in [process, *process.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def listening_pid(url: str) -> int | None:
+    """The pid of the process listening on `url`'s port (the search server)."""
+    from urllib.parse import urlsplit
+
+    import psutil
+
+    port = urlsplit(url).port
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+            return conn.pid
+    return None
+
+
 async def load(
     base_url: str,
     urls: list[str],
@@ -368,6 +398,7 @@ async def load(
     seconds: float,
     token: str,
     rng: random.Random,
+    pids: dict[str, int | None],
 ) -> dict[str, Any]:
     import httpx
 
@@ -393,9 +424,17 @@ async def load(
 
         # warm-up: connections open, caches warm
         await asyncio.gather(*(client.get(rng.choice(urls)) for _ in range(min(clients, 20))))
+        cpu_before = {name: cpu_seconds([pid]) for name, pid in pids.items() if pid}
         started = time.perf_counter()
         await asyncio.gather(*(worker(rng.randrange(1 << 30)) for _ in range(clients)))
         elapsed = time.perf_counter() - started
+        cpu_ms = {
+            f"{name}_cpu_ms_per_request": round(
+                1000 * (cpu_seconds([pid]) - cpu_before[name]) / max(1, len(run.latencies)), 2
+            )
+            for name, pid in pids.items()
+            if pid
+        }
     lat = sorted(run.latencies)
 
     def pct(p: float) -> float:
@@ -411,6 +450,7 @@ async def load(
         "mean_ms": round(1000 * statistics.fmean(lat), 1) if lat else 0.0,
         "statuses": run.statuses,
         "errors": run.errors,
+        **cpu_ms,
     }
 
 
@@ -418,7 +458,6 @@ class OwnSearchServer:
     """The osmem search server from the stack's package, on a free port, for this run."""
 
     def __enter__(self) -> str:
-        import os
         import subprocess
 
         import httpx
@@ -500,6 +539,7 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, A
     token, _ = await owner_token(settings)
     rng = random.Random(11)
     pool = await request_pool(settings, rng)
+    pool["search"] = [f"{url}&facets={args.facets}" for url in pool["search"]]
     report: dict[str, Any] = {
         "pages_indexed": count_pages,
         "search_docs": indexed.json().get("count"),
@@ -507,22 +547,30 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, A
         "workers": args.workers,
         "search_server": args.search_url or ("shared" if args.shared_search else "own"),
         "seconds_per_step": args.seconds,
+        "facets": args.facets,
         "search": [],
         "page": [],
     }
+    report["load_average_before"] = [round(x, 1) for x in os.getloadavg()]
     with ApiServer(settings, workers=args.workers) as server:
-        for kind in ("search", "page"):
+        pids = {"api": server.process.pid, "search": listening_pid(settings.search_url)}
+        for kind in [args.only] if args.only else ["search", "page"]:
             for clients in args.clients:
-                result = await load(server.base_url, pool[kind], clients, args.seconds, token, rng)
+                result = await load(
+                    server.base_url, pool[kind], clients, args.seconds, token, rng, pids
+                )
                 report[kind].append(result)
                 if not args.json:
                     print(
                         f"{kind:6} clients={clients:3}  qps={result['qps']:7.1f}"
                         f"  p50={result['p50_ms']:6.1f} ms  p95={result['p95_ms']:6.1f} ms"
                         f"  p99={result['p99_ms']:6.1f} ms  n={result['requests']}"
-                        f"  statuses={result['statuses']} errors={result['errors']}",
+                        f"  statuses={result['statuses']} errors={result['errors']}"
+                        f"  cpu ms/req: api={result.get('api_cpu_ms_per_request')}"
+                        f" search={result.get('search_cpu_ms_per_request')}",
                         flush=True,
                     )
+    report["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
     return report
 
 
@@ -538,6 +586,15 @@ def main() -> None:
         help="Comma-separated concurrency levels.",
     )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes.")
+    parser.add_argument(
+        "--facets",
+        default="sampled",
+        choices=["sampled", "exact", "none"],
+        help="The search requests' facets parameter.",
+    )
+    parser.add_argument(
+        "--only", default="", choices=["", "search", "page"], help="Run one endpoint only."
+    )
     parser.add_argument("--fresh", action="store_true", help="Rebuild the bench data.")
     parser.add_argument(
         "--shared-search",
@@ -557,7 +614,8 @@ def main() -> None:
     else:
         print(
             f"pages indexed: {report['pages_indexed']} (search docs {report['search_docs']});"
-            f" seed: {report['seed']}"
+            f" seed: {report['seed']}; load average before/after:"
+            f" {report['load_average_before']} / {report['load_average_after']}"
         )
 
 
