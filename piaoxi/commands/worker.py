@@ -76,6 +76,7 @@ def run_worker(settings: object, stages: tuple[str, ...]) -> int:
         redirect_stdouts=False,
         override_logging=False,
     )
+    faust_worker.spinner = None  # no terminal spinner codes in the log
     try:
         faust_worker.execute_from_commandline()
     except SystemExit as exc:
@@ -101,6 +102,17 @@ def _child_command(stages: tuple[str, ...]) -> list[str]:
     ]
 
 
+def _term_with_parent() -> None:
+    """In a worker child (Linux): SIGTERM when the supervisor dies, even by SIGKILL."""
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
 def supervise(stages: tuple[str, ...], processes: int, pool_size: int) -> int:
     """Run `processes` workers; restart any that exits; stop all on SIGTERM/SIGINT."""
     from piaoxi.log import get_logger
@@ -121,7 +133,9 @@ def supervise(stages: tuple[str, ...], processes: int, pool_size: int) -> int:
     restarts: dict[int, list[float]] = {}
 
     def start(slot: int) -> None:
-        child = subprocess.Popen(command, env=env, start_new_session=True)
+        child = subprocess.Popen(
+            command, env=env, start_new_session=True, preexec_fn=_term_with_parent
+        )
         children[slot] = child
         log.info("worker process started", slot=slot, pid=child.pid)
 
