@@ -37,7 +37,7 @@ run: stack-up
 # pytest's own exit code is the target's: 1 on a failing test, 5 when no test was
 # collected; both fail `make test` (and so .ci/run).
 test: stack-up
-	$(BIN)/pytest
+	$(BIN)/pytest -ra --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
