@@ -5,8 +5,11 @@
   The stack's home is `PIAOXI_HOME` when set (environment or the repository's `.env`),
   else `<repo>/.piaoxi`; its ports come from the same settings. A stack already running
   from that home is reused; a port taken by anything else fails the session with a message
-  naming the service, the port and its log file. To run the suite of a second checkout
-  beside a running stack, give it its own home and ports (see README, "Two stacks").
+  naming the service, the port and its log file (and, when the port belongs to another
+  checkout's stack, that stack's home). A second checkout then either shares that stack
+  (`PIAOXI_HOME=<its home>`: safe, every test is isolated by its prefixes and database) or
+  runs its own with other ports (README, "Two stacks on one machine"). No silent adoption:
+  a stack is only reused through its home, where its credentials and pid files are.
 - `settings` (function): a fresh isolated `Settings` on that stack: topic prefix
   `t<hex>.`, its own Postgres database `piaoxi_t<hex>`, index prefix `t<hex>`, consumer
   groups `t<hex>-workers` / `t<hex>-projector`. Afterwards the database is dropped and
