@@ -27,8 +27,11 @@ async def run_projectors(
     batch_window_s: float = 0.2,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
+    use_group: bool = True,
 ) -> dict[str, Any]:
-    """Run the chosen projectors until `stop` (or SIGTERM/SIGINT); return their stats."""
+    """Run the chosen projectors until `stop` (or SIGTERM/SIGINT); return their stats.
+    `use_group=False` takes every partition without joining the consumer group (a single
+    instance starts faster: tests)."""
     from events.codec import codec_for
     from events.topics import Topics
     from piaoxi.log import get_logger
@@ -57,7 +60,7 @@ async def run_projectors(
             pool,
             codec_for(settings),
             Topics.from_settings(settings).event_topics(),
-            group_id=settings.projector_group_id,
+            group_id=settings.projector_group_id if use_group else None,
             batch_size=batch_size,
             batch_window_s=batch_window_s,
             swap_lock=True,

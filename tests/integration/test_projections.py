@@ -55,7 +55,9 @@ async def project_until(
     from piaoxi.commands.project import run_projectors
 
     stop = asyncio.Event()
-    task = asyncio.create_task(run_projectors(settings, only=only, stop=stop, handle_signals=False))
+    task = asyncio.create_task(
+        run_projectors(settings, only=only, stop=stop, handle_signals=False, use_group=False)
+    )
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and not task.done():
@@ -319,7 +321,9 @@ async def test_index_lost_by_the_search_server_is_rebuilt(settings: Settings) ->
     second = synthetic.histories(3, pages=2, seed=61)
     synthetic.publish(settings, first)
     stop = asyncio.Event()
-    task = asyncio.create_task(run_projectors(settings, only=None, stop=stop, handle_signals=False))
+    task = asyncio.create_task(
+        run_projectors(settings, only=None, stop=stop, handle_signals=False, use_group=False)
+    )
     client = create_client(settings)
     try:
         while (await _counts(settings)) != (len(first), 0):

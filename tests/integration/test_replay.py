@@ -58,7 +58,7 @@ async def test_rebuild_under_live_queries_gives_identical_read_models(
 
     stop = asyncio.Event()
     projector = asyncio.create_task(
-        run_projectors(live, only=None, stop=stop, handle_signals=False)
+        run_projectors(live, only=None, stop=stop, handle_signals=False, use_group=False)
     )
     failures: list[str] = []
     counter = [0]
@@ -289,7 +289,7 @@ async def test_dlq_redrive_after_the_fix_completes_the_document(
     )
     stop = asyncio.Event()
     projector = asyncio.create_task(
-        run_projectors(settings, only="postgres", stop=stop, handle_signals=False)
+        run_projectors(settings, only="postgres", stop=stop, handle_signals=False, use_group=False)
     )
     try:
         failed = await _wait_status(
