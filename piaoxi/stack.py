@@ -273,9 +273,9 @@ class Service:
         self.pid_file.unlink(missing_ok=True)
         return None
 
-    def _fail(self, what: str, port: int | None = None) -> StackError:
+    def _fail(self, what: str, port: int | None = None, *, log_tail: bool = True) -> StackError:
         port_text = f" (port {port}, setting PIAOXI_{self.port_setting.upper()})" if port else ""
-        tail = _tail(self.log_file)
+        tail = _tail(self.log_file) if log_tail else ""
         tail_text = f"\n--- last lines of {self.log_file} ---\n{tail}" if tail else ""
         return StackError(
             f"{self.name} ({self.role}) on {self.address}{port_text}: {what}. "
@@ -289,6 +289,7 @@ class Service:
                     f"port {port} on {LOOPBACK} is taken by {who_listens(port)}, "
                     "which this stack did not start; stop it or choose other ports",
                     port,
+                    log_tail=False,  # nothing was started: an old log would only mislead
                 )
 
     def start(self) -> None:
