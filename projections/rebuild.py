@@ -107,7 +107,7 @@ async def plan_rebuild(settings: Settings) -> RebuildPlan:
 
 
 async def rebuild_postgres(
-    settings: Settings, *, progress: Progress | None = None, batch_size: int = 500
+    settings: Settings, *, progress: Progress | None = None, batch_size: int = 2000
 ) -> RebuildResult:
     """Rebuild the Postgres read models into the shadow schema and swap it in."""
     started = time.perf_counter()

@@ -34,7 +34,7 @@ def projections(
     abandon: bool = typer.Option(
         False, "--abandon", help="Drop an interrupted rebuild's shadow schema and stop."
     ),
-    batch_size: int = typer.Option(500, help="Events per transaction."),
+    batch_size: int = typer.Option(2000, help="Events per transaction (catching up: large)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Rebuild the read models from the start of the log into a shadow copy while the live
