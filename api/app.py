@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import ErrorResponse, install_error_handlers
@@ -46,7 +47,10 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await state.close()
 
+    offline_docs = _offline_docs_assets()
     app = FastAPI(
+        docs_url=None if offline_docs else "/docs",
+        redoc_url=None if offline_docs else "/redoc",
         title="piaoxi 漂洗 API",
         version=API_VERSION,
         description=_DESCRIPTION,
@@ -84,8 +88,49 @@ def create_app(settings: Settings) -> FastAPI:
         StaticFiles(directory=str(resources.files("api") / "static")),
         name="static",
     )
+    if offline_docs:
+        _serve_offline_docs(app, offline_docs)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def _offline_docs_assets() -> str | None:
+    """Swagger UI / ReDoc files shipped by `fastapi-offline`, when installed: the docs
+    pages then work without reaching a CDN (these machines have no outside network)."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return None
+    folder = resources.files(fastapi_offline) / "static"
+    return str(folder) if (folder / "swagger-ui-bundle.js").is_file() else None
+
+
+def _serve_offline_docs(app: FastAPI, folder: str) -> None:
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+
+    app.mount("/static-docs", StaticFiles(directory=folder), name="static-docs")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} — docs",
+            swagger_js_url=f"{root}/static-docs/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static-docs/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static-docs/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} — ReDoc",
+            redoc_js_url=f"{root}/static-docs/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/static-docs/favicon.png",
+            with_google_fonts=False,
+        )
 
 
 def _mount_schema_registry(app: FastAPI, settings: Settings) -> None:

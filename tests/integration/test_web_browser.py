@@ -137,3 +137,21 @@ def test_reading_view_with_image_on_a_narrow_screen(
     browser.save_screenshot(str(shots / "reading-narrow.png"))
     browser.get(f"{api_server.base_url}/web/status")
     assert "处理状态" in browser.find_element(By.TAG_NAME, "h1").text
+
+
+def test_openapi_docs_render_offline(
+    api_server: sample.ApiServer, browser: Any, shots: Path
+) -> None:
+    pytest.importorskip("fastapi_offline", reason="docs assets come from fastapi-offline")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(api_server.base_url + "/docs")
+    title = WebDriverWait(browser, 30).until(
+        ec.visibility_of_element_located((By.CSS_SELECTOR, ".swagger-ui .info .title"))
+    )
+    assert "piaoxi" in title.text
+    operations = browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+    assert any("/search" in op.text for op in operations)
+    browser.save_screenshot(str(shots / "docs.png"))
