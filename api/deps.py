@@ -7,6 +7,7 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Path, Request
+from pydantic import StringConstraints
 
 from api.auth import Principal, current_principal
 from api.state import AppState
@@ -16,6 +17,13 @@ from api.state import AppState
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
 ENTITY_TYPE = r"^[A-Z][A-Z_]{0,31}$"
 MAX_ID_CHARS = 200
+ENTITY_FILTER = r"^[A-Z][A-Z_]{0,31}:[^\x00-\x1f\x7f]{1,100}$"
+
+# Items of repeatable filters (tags, dynasties, TYPE:value entity filters).
+FilterText = Annotated[
+    str, StringConstraints(min_length=1, max_length=50, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+EntityFilter = Annotated[str, StringConstraints(pattern=ENTITY_FILTER)]
 MAX_PAGE_NUMBER = 1_000_000
 
 DocumentId = Annotated[

@@ -147,7 +147,7 @@ async def list_documents(
     if filters.uploaded_from is not None:
         params.append(filters.uploaded_from)
         where.append(f"d.uploaded_at >= ${len(params)}::date")
-    if filters.uploaded_to is not None:
+    if filters.uploaded_to is not None and filters.uploaded_to < date.max:
         params.append(filters.uploaded_to + timedelta(days=1))
         where.append(f"d.uploaded_at < ${len(params)}::date")
     if cursor:

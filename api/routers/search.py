@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from api.auth import Principal
-from api.deps import ENTITY_TYPE, NO_CONTROL, Caller, State
+from api.deps import ENTITY_TYPE, NO_CONTROL, Caller, EntityFilter, FilterText, State
 from api.errors import ApiError, ErrorResponse
 from api.models import EntityFacetBucket, FacetBucket, SearchFacets, SearchHit, SearchResponse
 from api.render import highlight_fragments
@@ -45,12 +45,12 @@ def parse_entity_filters(values: list[str]) -> tuple[tuple[str, str], ...]:
 
 def check_texts(values: list[str], *, max_chars: int, what: str) -> tuple[str, ...]:
     for value in values:
-        if not value or len(value) > max_chars or not value.isprintable():
+        if not value or len(value) > max_chars or any(ord(ch) < 32 or ch == "\x7f" for ch in value):
             raise ApiError(422, "invalid_input", f"{what}: 1..{max_chars} printable characters.")
     return tuple(values)
 
 
-ListParam = Annotated[list[str] | None, Query(max_length=10)]
+ListParam = Annotated[list[FilterText] | None, Query(max_length=10)]
 
 
 @router.get(
@@ -75,7 +75,8 @@ async def search(
         list[Annotated[str, Query(pattern=ENTITY_TYPE)]] | None, Query(max_length=10)
     ] = None,
     entity: Annotated[
-        list[str] | None, Query(max_length=10, description="TYPE:value, e.g. PERSON:李白")
+        list[EntityFilter] | None,
+        Query(max_length=10, description="TYPE:value, e.g. PERSON:李白"),
     ] = None,
     tag: ListParam = None,
     year_from: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None,
