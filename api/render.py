@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -47,6 +48,7 @@ class Segment:
     text: str
     kind: str = ""
     title: str = ""
+    hit: bool = False  # inside a match of the search query
 
 
 def mark_spans(text: str, spans: Iterable[tuple[int, int, str, str]]) -> list[Segment]:
@@ -71,6 +73,43 @@ def mark_spans(text: str, spans: Iterable[tuple[int, int, str, str]]) -> list[Se
     return segments
 
 
+def find_matches(key: str, needles: list[str], limit: int = 500) -> list[tuple[int, int]]:
+    """Merged [start, end) ranges of the needles' occurrences in `key`."""
+    hits: list[tuple[int, int]] = []
+    for needle in needles:
+        if not needle:
+            continue
+        start = key.find(needle)
+        while start != -1 and len(hits) < limit:
+            hits.append((start, start + len(needle)))
+            start = key.find(needle, start + len(needle))
+    hits.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in hits:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def with_hits(segments: list[Segment], hits: list[tuple[int, int]]) -> list[Segment]:
+    """`segments` cut again at the search matches, the pieces inside one flagged `hit`
+    (entities and matches may overlap: both are shown)."""
+    if not hits:
+        return segments
+    out: list[Segment] = []
+    pos = 0
+    for seg in segments:
+        start, end = pos, pos + len(seg.text)
+        cuts = sorted({start, end} | {x for h in hits for x in h if start < x < end})
+        for a, b in itertools.pairwise(cuts):
+            hit = any(h0 <= a and b <= h1 for h0, h1 in hits)
+            out.append(Segment(seg.text[a - start : b - start], seg.kind, seg.title, hit))
+        pos = end
+    return out
+
+
 def highlight_fragments(
     text: str,
     key: str,
@@ -89,23 +128,9 @@ def highlight_fragments(
     from html import escape
 
     shown = text if len(text) == len(key) else key
-    hits: list[tuple[int, int]] = []
-    for needle in needles:
-        if not needle:
-            continue
-        start = key.find(needle)
-        while start != -1 and len(hits) < 200:
-            hits.append((start, start + len(needle)))
-            start = key.find(needle, start + len(needle))
-    if not hits:
+    merged = find_matches(key, needles, limit=200)
+    if not merged:
         return []
-    hits.sort()
-    merged: list[tuple[int, int]] = []
-    for start, end in hits:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
     fragments: list[str] = []
     used_until = -1
     for start, _end in merged:

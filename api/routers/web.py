@@ -22,11 +22,24 @@ from api import queries
 from api.auth import Principal
 from api.deps import ENTITY_TYPE, NO_CONTROL, Caller, DocumentId, PageNumber, State
 from api.errors import ApiError
-from api.render import ENTITY_LABELS, STAGE_LABELS, STATUS_LABELS, mark_spans
+from api.render import (
+    ENTITY_LABELS,
+    STAGE_LABELS,
+    STATUS_LABELS,
+    find_matches,
+    mark_spans,
+    with_hits,
+)
 from api.routers.documents import document_detail, page_detail, summary_from_row
 from api.routers.search import run_search
 from api.routers.status import status_report
-from api.search_query import FACET_SAMPLE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchFilters
+from api.search_query import (
+    FACET_SAMPLE,
+    MAX_QUERY_CHARS,
+    MAX_RESULT_WINDOW,
+    SearchFilters,
+    parse_query,
+)
 from api.state import AppState
 
 router = APIRouter(include_in_schema=False)
@@ -121,7 +134,7 @@ async def search_page(
         "error": None,
         "chips": [],
         "facets": [],
-        "hit_query": "",
+        "hit_query": ("?" + urlencode({"q": q})) if q else "",
         "facet_sample": FACET_SAMPLE,
     }
     labels = {"dynasty": "朝代", "entity_type": "类别", "entity": "实体", "tag": "标签"}
@@ -276,6 +289,7 @@ async def reading_page(
     page_number: PageNumber,
     state: State,
     caller: Caller,
+    q: Annotated[str, Query(max_length=MAX_QUERY_CHARS, pattern=NO_CONTROL)] = "",
 ) -> Response:
     try:
         async with await _conn(state) as conn:
@@ -298,6 +312,9 @@ async def reading_page(
             for e in page.entities
         ),
     )
+    if q and page.cleaned_text and page.search_key:
+        key = page.search_key if len(page.search_key) == len(page.cleaned_text) else ""
+        clean_segments = with_hits(clean_segments, find_matches(key, parse_query(q).needles))
     raw_segments = mark_spans(
         page.raw_text or "",
         (

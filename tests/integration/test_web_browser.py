@@ -95,6 +95,10 @@ def test_search_open_and_toggle_raw_text(
     hit.click()
     clean = wait.until(ec.visibility_of_element_located((By.ID, "pane-clean")))
     assert clean.text.startswith("床前明月光")
+    # the query stays marked in the reading view
+    assert "舉頭望明月" in [
+        m.text for m in browser.find_elements(By.CSS_SELECTOR, "#pane-clean mark")
+    ]
     people = browser.find_elements(By.CSS_SELECTOR, "#pane-clean .ent-PERSON")
     assert [p.text for p in people] == ["李白"]
     assert browser.find_elements(By.CSS_SELECTOR, "#pane-clean .ent-ERA_DATE")

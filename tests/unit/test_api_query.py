@@ -11,7 +11,7 @@ import pytest
 from api.auth import Principal
 from api.errors import ApiError
 from api.queries import decode_cursor, encode_cursor
-from api.render import highlight_fragments, mark_spans
+from api.render import find_matches, highlight_fragments, mark_spans, with_hits
 from api.search_query import (
     SearchFilters,
     SearchRequest,
@@ -113,6 +113,19 @@ def test_mark_spans_keeps_the_text_whole() -> None:
         ("唐開元十五", "X"),
     ]
     assert "".join(s.text for s in mark_spans(text, [(-5, 99, "X", "")])) == text
+
+
+def test_search_matches_are_layered_over_entities() -> None:
+    text = "李白作於唐開元十五年"
+    segments = with_hits(
+        mark_spans(text, [(0, 2, "PERSON", "")]), find_matches(fold(text), ["白作"])
+    )
+    assert "".join(s.text for s in segments) == text
+    assert [(s.text, s.kind, s.hit) for s in segments[:3]] == [
+        ("李", "PERSON", False),
+        ("白", "PERSON", True),
+        ("作", "", True),
+    ]
 
 
 def test_cursor_round_trip_and_rejection() -> None:
