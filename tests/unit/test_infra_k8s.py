@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from api.app import create_app
-from api.metrics import ApiMetrics
+from api.metrics import ApiMetrics, PipelineGauges
 from piaoxi.settings import Settings
 
 INFRA = Path(__file__).resolve().parents[2] / "infra"
@@ -106,7 +106,8 @@ def _queried_metrics() -> set[str]:
 
 def test_dashboard_and_alerts_query_only_exported_metrics() -> None:
     exported: set[str] = set()
-    for family in ApiMetrics().registry.collect():
+    families = [*ApiMetrics().registry.collect(), *PipelineGauges().registry.collect()]
+    for family in families:
         # a family without samples yet still names its series: counters end in _total,
         # histograms are queried through _bucket
         exported |= {family.name, f"{family.name}_total", f"{family.name}_bucket"}
