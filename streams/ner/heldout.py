@@ -49,6 +49,8 @@ def _read_gold(path: Path) -> list[tuple[str, set[tuple[int, int, str]]]]:
         if not line.strip():
             continue
         row = json.loads(line)
+        if not row.get("text"):
+            continue  # the header line
         ents = row.get("entities") or row.get("spans") or []
         gold = set()
         for e in ents:

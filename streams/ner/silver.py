@@ -463,9 +463,24 @@ class Synthesizer:
         raise ValueError(slot)
 
 
-def _augment(example: Example, rng: random.Random) -> Example:
-    """Fold variants and sometimes drop 《》 so the model does not lean on brackets."""
+def _augment(example: Example, rng: random.Random, name_chars: list[str]) -> Example:
+    """Fold variants, swap given names, sometimes drop 《》.
+
+    A third of the multi-character PERSON spans get new given-name characters, so the
+    model learns where a name ends from its context (X，字Y) rather than from the
+    characters of names it has seen.
+    """
     text = example.text
+    if name_chars and any(s.type == "PERSON" and s.end - s.start >= 2 for s in example.spans):
+        chars = list(text)
+        for span in example.spans:
+            ruler = text[span.end - 1] in "宗祖帝皇"
+            if span.type == "PERSON" and span.end - span.start >= 2 and not ruler:
+                if rng.random() >= 0.33:
+                    continue
+                for i in range(span.start + 1, span.end):
+                    chars[i] = rng.choice(name_chars)
+        text = "".join(chars)
     if rng.random() < 0.5:
         text = text.translate(VARIANT_FOLD)
     if "《" in text and rng.random() < 0.4:
@@ -509,7 +524,7 @@ def build_dataset(
             examples.extend(_sentence_examples(labeler, paragraph, "sishu", pre_qin=True))
     synth = Synthesizer(rng, persons)
     examples.extend(synth.example() for _ in range(synthetic))
-    examples = [_augment(e, rng) for e in examples if e.text.strip()]
+    examples = [_augment(e, rng, synth.given_chars) for e in examples if e.text.strip()]
     rng.shuffle(examples)
     return examples
 
