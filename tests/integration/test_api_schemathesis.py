@@ -21,6 +21,7 @@ from schemathesis import GenerationMode
 
 from api import sample_data as sample
 from piaoxi.settings import Settings
+from tests.integration.apiserver import sample_api_server
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +30,8 @@ EXAMPLES_PER_OPERATION = 10
 
 @pytest.fixture(scope="module")
 def api_server(stack: Settings) -> Iterator[sample.ApiServer]:
-    from piaoxi.stack import create_database, drop_database, isolated_settings
-
-    isolated = isolated_settings(stack)
-    create_database(isolated)
-    try:
-        asyncio.run(sample.load(isolated))
-        sample.put_sample_image(isolated)
-        with sample.ApiServer(isolated) as server:
-            yield server
-    finally:
-        asyncio.run(sample.drop_search_index(isolated))
-        drop_database(isolated)
+    with sample_api_server(stack) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ Screenshots go to pytest's tmp dir, or to $PIAOXI_SCREENSHOT_DIR when set.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import pytest
 
 from api import sample_data as sample
 from piaoxi.settings import Settings
+from tests.integration.apiserver import sample_api_server
 
 pytestmark = pytest.mark.integration
 
@@ -26,18 +26,8 @@ CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 @pytest.fixture(scope="module")
 def api_server(stack: Settings) -> Iterator[sample.ApiServer]:
-    from piaoxi.stack import create_database, drop_database, isolated_settings
-
-    isolated = isolated_settings(stack)
-    create_database(isolated)
-    try:
-        asyncio.run(sample.load(isolated))
-        sample.put_sample_image(isolated)
-        with sample.ApiServer(isolated) as server:
-            yield server
-    finally:
-        asyncio.run(sample.drop_search_index(isolated))
-        drop_database(isolated)
+    with sample_api_server(stack) as server:
+        yield server
 
 
 @pytest.fixture
