@@ -12,14 +12,12 @@ import io
 from collections.abc import Sequence
 from typing import Any
 
+from events.examples import derive_with, page_events, span
 from events.records import (
     Box,
     DocumentRetracted,
     DocumentUploaded,
-    EntitySpan,
     EventBase,
-    PageCleaned,
-    PageEntities,
     PageText,
     ProcessingFailed,
     TextEdit,
@@ -87,57 +85,33 @@ def _page(
         )
         for i, line in enumerate(raw.split("\n"))
     ]
-    text = PageText.create(
-        stage="extract",
-        stage_version="1.0.0",
-        causation=upload,
-        page_number=number,
-        page_count=count,
-        text=raw,
-        lines=lines,
-        engine="rapidocr",
-        engine_version="3.10.0",
-        layout="horizontal",
-        source="ocr",
-        image_blob_key=image_key,
-    )
-    clean = PageCleaned.create(
-        stage="clean",
-        stage_version="1.0.0",
-        causation=text,
-        page_number=number,
-        page_count=count,
-        raw_text=raw,
-        cleaned_text=cleaned,
-        search_key=_fold(cleaned),
-        edits=edits,
-    )
-    spans = []
-    for etype, surface, normalized, year in entities:
-        start = cleaned.index(surface)
-        spans.append(
-            EntitySpan(
-                type=etype,
-                surface=surface,
-                start=start,
-                end=start + len(surface),
-                normalized=normalized,
-                year_from=year,
-                year_to=year,
-                confidence=0.95,
-                source="gazetteer",
-            )
+    spans = [
+        span(
+            etype,
+            surface,
+            cleaned.index(surface),
+            normalized=normalized,
+            year=year,
+            confidence=0.95,
         )
-    found = PageEntities.create(
-        stage="entities",
-        stage_version="1.0.0",
-        causation=clean,
-        page_number=number,
-        page_count=count,
-        entities=spans,
-        model_version="sample",
+        for etype, surface, normalized, year in entities
+    ]
+    return list(
+        page_events(
+            upload,
+            derive_with("1.0.0"),
+            page_number=number,
+            page_count=count,
+            raw=raw,
+            lines=lines,
+            cleaned=cleaned,
+            search_key=_fold(cleaned),
+            edits=edits,
+            entities=spans,
+            layout="horizontal",
+            image_blob_key=image_key,
+        )
     )
-    return [text, clean, found]
 
 
 def _edit(raw: str, cleaned: str, before: str, after: str, kind: str) -> TextEdit:

@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.procstat import cpu_seconds
 from piaoxi.settings import Settings
 
 POETRY = Path("/work/team/npm/node_modules/chinese-poetry/dist/quantangshi")
@@ -93,15 +94,8 @@ def load_poems(limit: int) -> list[dict[str, Any]]:
 def synthetic_events(documents: int, pages: int, poems_per_page: int = 4) -> list[Any]:
     """Upload + PageText + PageCleaned + PageEntities per page, for `documents` documents."""
     from api.search_query import _t2s
-    from events.records import (
-        Box,
-        DocumentUploaded,
-        EntitySpan,
-        PageCleaned,
-        PageEntities,
-        PageText,
-        TextLine,
-    )
+    from events.examples import derive_with, page_events, span
+    from events.records import Box, DocumentUploaded, TextLine
 
     rng = random.Random(7)
     poems = load_poems(documents * pages * poems_per_page)
@@ -110,6 +104,7 @@ def synthetic_events(documents: int, pages: int, poems_per_page: int = 4) -> lis
     convert = _t2s().convert
     events: list[Any] = []
     cursor = 0
+    derive = derive_with("bench")
     for d in range(documents):
         owner = OWNERS[d % len(OWNERS)]
         upload = DocumentUploaded.create(
@@ -156,13 +151,12 @@ def synthetic_events(documents: int, pages: int, poems_per_page: int = 4) -> lis
             key = str(convert(text))
             if len(key) != len(text):
                 key = "".join(c if len(c) == 1 else ch for ch in text for c in [str(convert(ch))])
-            page_text = PageText.create(
-                stage="extract",
-                stage_version="bench",
-                causation=upload,
+            events += page_events(
+                upload,
+                derive,
                 page_number=n,
                 page_count=pages,
-                text=text,
+                raw=text,
                 lines=[
                     TextLine(
                         text=line,
@@ -172,45 +166,21 @@ def synthetic_events(documents: int, pages: int, poems_per_page: int = 4) -> lis
                     )
                     for i, line in enumerate(lines)
                 ],
-                engine="rapidocr",
-                engine_version="bench",
-                layout="vertical",
-                source="ocr",
-            )
-            cleaned = PageCleaned.create(
-                stage="clean",
-                stage_version="bench",
-                causation=page_text,
-                page_number=n,
-                page_count=pages,
-                raw_text=text,
-                cleaned_text=text,
+                cleaned=text,
                 search_key=key,
-                edits=[],
-            )
-            found = PageEntities.create(
-                stage="entities",
-                stage_version="bench",
-                causation=cleaned,
-                page_number=n,
-                page_count=pages,
                 entities=[
-                    EntitySpan(
-                        type=etype,
-                        surface=text[start:end],
-                        start=start,
-                        end=end,
+                    span(
+                        etype,
+                        text[start:end],
+                        start,
                         normalized=normalized or None,
-                        year_from=year_value,
-                        year_to=year_value,
-                        confidence=0.9,
-                        source="gazetteer",
+                        year=year_value,
                     )
                     for etype, start, end, normalized, year_value in spans
                 ],
+                engine_version="bench",
                 model_version="bench",
             )
-            events += [page_text, cleaned, found]
     return events
 
 
@@ -360,22 +330,6 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes and their children, seconds."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            for p in [process, *process.children(recursive=True)]:
-                times = p.cpu_times()
-                total += times.user + times.system
-        except psutil.Error:
-            continue
-    return total
 
 
 def listening_pid(url: str) -> int | None:

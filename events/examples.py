@@ -1,17 +1,24 @@
 """One realistic example of every event type, derived from each other like the pipeline
 does (upload -> page text -> cleaned -> entities; a failure; a retraction). For tests,
-benchmarks and documentation."""
+benchmarks and documentation.
+
+`page_events` is the one builder of a page's PageText -> PageCleaned -> PageEntities
+chain that the sample data, the synthetic histories and the benchmarks share."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any, Protocol, TypeVar
 
 from events.records import (
     Box,
     DocumentRetracted,
     DocumentUploaded,
+    EntitySource,
     EntitySpan,
     Event,
+    EventBase,
+    Layout,
     PageCleaned,
     PageEntities,
     PageText,
@@ -19,6 +26,103 @@ from events.records import (
     TextEdit,
     TextLine,
 )
+
+E = TypeVar("E", bound=EventBase)
+
+
+class Derive(Protocol):
+    """Makes an event of `cls` for `stage`, derived from (caused by) `causation`."""
+
+    def __call__(self, cls: type[E], stage: str, causation: EventBase, /, **fields: Any) -> E: ...
+
+
+def derive_with(stage_version: str) -> Derive:
+    """A `Derive` giving fresh ids and times (`X.create`) with this stage version."""
+
+    def derive(cls: type[E], stage: str, causation: EventBase, /, **fields: Any) -> E:
+        return cls.create(stage=stage, stage_version=stage_version, causation=causation, **fields)
+
+    return derive
+
+
+def span(
+    etype: str,
+    surface: str,
+    start: int,
+    *,
+    normalized: str | None = None,
+    year: int | None = None,
+    confidence: float = 0.9,
+    source: EntitySource = "gazetteer",
+) -> EntitySpan:
+    """An entity `surface` found at `start` (a single year: year_from == year_to)."""
+    return EntitySpan(
+        type=etype,
+        surface=surface,
+        start=start,
+        end=start + len(surface),
+        normalized=normalized,
+        year_from=year,
+        year_to=year,
+        confidence=confidence,
+        source=source,
+    )
+
+
+def page_events(
+    upload: EventBase,
+    derive: Derive,
+    *,
+    page_number: int,
+    page_count: int,
+    raw: str,
+    lines: list[TextLine],
+    cleaned: str,
+    search_key: str,
+    entities: list[EntitySpan],
+    edits: list[TextEdit] | None = None,
+    layout: Layout = "vertical",
+    engine_version: str = "3.10.0",
+    model_version: str = "sample",
+    image_blob_key: str | None = None,
+) -> tuple[PageText, PageCleaned, PageEntities]:
+    """One OCR'd page of `upload`: its text, cleaned text and entities, each caused by
+    the one before."""
+    text = derive(
+        PageText,
+        "extract",
+        upload,
+        page_number=page_number,
+        page_count=page_count,
+        text=raw,
+        lines=lines,
+        engine="rapidocr",
+        engine_version=engine_version,
+        layout=layout,
+        source="ocr",
+        image_blob_key=image_blob_key,
+    )
+    clean = derive(
+        PageCleaned,
+        "clean",
+        text,
+        page_number=page_number,
+        page_count=page_count,
+        raw_text=raw,
+        cleaned_text=cleaned,
+        search_key=search_key,
+        edits=edits or [],
+    )
+    found = derive(
+        PageEntities,
+        "entities",
+        clean,
+        page_number=page_number,
+        page_count=page_count,
+        entities=entities,
+        model_version=model_version,
+    )
+    return text, clean, found
 
 
 def example_events(document_id: str | None = None) -> list[Event]:
@@ -43,13 +147,14 @@ def example_events(document_id: str | None = None) -> list[Event]:
         ocr_engine="rapidocr",
     )
     raw = "太祖高皇帝諱元璋字國瑞姓朱氏洪武元年正月即皇帝位眞天命所歸"
-    page = PageText.create(
-        stage="extract",
-        stage_version="0.1.0",
-        causation=uploaded,
+    variant_at = raw.index("眞")
+    cleaned_text = raw.replace("眞", "真")
+    page, cleaned, entities = page_events(
+        uploaded,
+        derive_with("0.1.0"),
         page_number=1,
         page_count=1,
-        text=raw,
+        raw=raw,
         lines=[
             TextLine(
                 text=raw[:15],
@@ -64,22 +169,7 @@ def example_events(document_id: str | None = None) -> list[Event]:
                 order=1,
             ),
         ],
-        engine="rapidocr",
-        engine_version="3.10.0",
-        layout="vertical",
-        source="ocr",
-        image_blob_key=None,
-    )
-    variant_at = raw.index("眞")
-    cleaned_text = raw.replace("眞", "真")
-    cleaned = PageCleaned.create(
-        stage="clean",
-        stage_version="0.1.0",
-        causation=page,
-        page_number=1,
-        page_count=1,
-        raw_text=raw,
-        cleaned_text=cleaned_text,
+        cleaned=cleaned_text,
         search_key="太祖高皇帝讳元璋字国瑞姓朱氏洪武元年正月即皇帝位真天命所归",
         edits=[
             TextEdit(
@@ -92,25 +182,15 @@ def example_events(document_id: str | None = None) -> list[Event]:
                 after="真",
             )
         ],
-    )
-    entities = PageEntities.create(
-        stage="entities",
-        stage_version="0.1.0",
-        causation=cleaned,
-        page_number=1,
-        page_count=1,
         entities=[
-            EntitySpan(
-                type="PERSON", surface="元璋", start=6, end=8, confidence=0.9, source="model"
-            ),
-            EntitySpan(
-                type="ERA_DATE",
-                surface="洪武元年",
-                start=14,
-                end=18,
+            span("PERSON", "元璋", 6, source="model"),
+            span(
+                "ERA_DATE",
+                "洪武元年",
+                14,
                 normalized="1368",
-                year_from=1368,
-                year_to=1368,
+                year=1368,
+                confidence=1.0,
                 source="pattern",
             ),
         ],

@@ -13,15 +13,13 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from events.examples import E, page_events, span
 from events.records import (
     Box,
     DocumentRetracted,
     DocumentUploaded,
     EntitySpan,
     EventBase,
-    PageCleaned,
-    PageEntities,
-    PageText,
     ProcessingFailed,
     TextLine,
 )
@@ -73,19 +71,7 @@ def _text_for(rng: random.Random, phrases: int) -> tuple[str, str, list[EntitySp
         trad, simp, found = rng.choice(_PHRASES)
         for etype, surface, normalized, year in found:
             start = len(traditional) + trad.index(surface)
-            spans.append(
-                EntitySpan(
-                    type=etype,
-                    surface=surface,
-                    start=start,
-                    end=start + len(surface),
-                    normalized=normalized,
-                    year_from=year,
-                    year_to=year,
-                    confidence=0.9,
-                    source="gazetteer",
-                )
-            )
+            spans.append(span(etype, surface, start, normalized=normalized, year=year))
         traditional += trad + "。"
         simplified += simp + "。"
     return traditional, simplified, spans
@@ -108,7 +94,7 @@ def document_history(
     document_id = document_id or str(uuid.UUID(int=rng.getrandbits(128)))
     clock = start or datetime(2026, 1, 1, tzinfo=UTC)
 
-    def envelope(stage: str, causation: EventBase | None) -> dict[str, object]:
+    def envelope(stage: str, causation: EventBase | None) -> dict[str, Any]:
         nonlocal clock
         clock += timedelta(milliseconds=1)
         return {
@@ -121,8 +107,11 @@ def document_history(
             "causation_id": causation.event_id if causation else None,
         }
 
+    def derive(cls: type[E], stage: str, causation: EventBase, /, **fields: Any) -> E:
+        return cls(**envelope(stage, causation), **fields)
+
     uploaded = DocumentUploaded(
-        **envelope("uploader", None),  # type: ignore[arg-type]
+        **envelope("uploader", None),
         blob_key=f"blobs/{document_id}",
         sha256=f"{rng.getrandbits(256):064x}",
         size_bytes=rng.randint(10_000, 5_000_000),
@@ -138,11 +127,12 @@ def document_history(
     events: list[EventBase] = [uploaded]
     for number in range(1, pages + 1):
         traditional, simplified, spans = _text_for(rng, phrases_per_page)
-        text = PageText(
-            **envelope("extract", uploaded),  # type: ignore[arg-type]
+        events += page_events(
+            uploaded,
+            derive,
             page_number=number,
             page_count=pages,
-            text=traditional,
+            raw=traditional,
             lines=[
                 TextLine(
                     text=traditional,
@@ -151,28 +141,11 @@ def document_history(
                     order=0,
                 )
             ],
-            engine="rapidocr",
-            engine_version="3.10.0",
-            layout="vertical",
-            source="ocr",
-        )
-        cleaned = PageCleaned(
-            **envelope("clean", text),  # type: ignore[arg-type]
-            page_number=number,
-            page_count=pages,
-            raw_text=traditional,
-            cleaned_text=traditional,
+            cleaned=traditional,
             search_key=simplified,
-            edits=[],
-        )
-        found = PageEntities(
-            **envelope("entities", cleaned),  # type: ignore[arg-type]
-            page_number=number,
-            page_count=pages,
             entities=spans,
             model_version="synthetic-1",
         )
-        events += [text, cleaned, found]
     return events
 
 
@@ -215,25 +188,13 @@ def retraction_for(uploaded: EventBase, *, seconds_later: float = 60.0) -> Docum
     )
 
 
-def topic_for(topics: Topics, event: EventBase) -> str:
-    """The topic an event is published on."""
-    if isinstance(event, DocumentUploaded | DocumentRetracted):
-        return topics.uploaded
-    if isinstance(event, PageText):
-        return topics.pages
-    if isinstance(event, PageCleaned):
-        return topics.cleaned
-    if isinstance(event, PageEntities):
-        return topics.entities
-    return topics.failed
-
-
 def publish(settings: Settings, events: Iterable[EventBase]) -> dict[tuple[str, int], int]:
     """Publish events to their topics with the shared codec; return the last offset
     written per (topic, partition)."""
     from confluent_kafka import Producer
 
     from events.codec import codec_for
+    from events.producer import topic_for
     from projections.tracking import ensure_topics
 
     topics = Topics.from_settings(settings)
