@@ -35,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.procstat import cpu_seconds  # noqa: E402
 from events import PageCleaned, PageEntities, PageText, ProcessingFailed  # noqa: E402
 from piaoxi.settings import Settings  # noqa: E402
 from tests.integration.test_pipeline import (  # noqa: E402
@@ -101,22 +102,6 @@ def _stage_ocr(data: bytes) -> int:
     from streams import extract
 
     return sum(len(extract.process_page(p).text) for p in extract.split_pages(data))
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds used so far by these processes (and their children)."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            for p in [process, *process.children(recursive=True)]:
-                times = p.cpu_times()
-                total += times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def raw_ocr(pages: list[bytes], processes: int, *, stage: bool = False) -> dict[str, float]:
