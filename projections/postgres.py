@@ -454,60 +454,65 @@ def _upload_row(event: EventBase) -> dict[str, Any]:
     }
 
 
-def _text_row(event: EventBase) -> dict[str, Any]:
-    e = cast(PageText, event)
-    confidences = [line.confidence for line in e.lines]
+def _page_row(
+    e: PageText | PageCleaned | PageEntities, stage: str, at: str, **columns: Any
+) -> dict[str, Any]:
+    """The pages-row columns one page event sets: the page key, `columns`, and the
+    event of `stage` that set them (its stage version, id, and time in column `at`)."""
     return {
         "document_id": e.document_id,
         "document_version": e.document_version,
         "page_number": e.page_number,
         "page_count": e.page_count,
-        "raw_text": e.text,
-        "lines": _jsonb([line.to_avro() for line in e.lines]),
-        "engine": e.engine,
-        "engine_version": e.engine_version,
-        "layout": e.layout,
-        "source": e.source,
-        "encoding": e.encoding,
-        "encoding_uncertain": e.encoding_uncertain,
-        "image_blob_key": e.image_blob_key,
-        "mean_confidence": sum(confidences) / len(confidences) if confidences else None,
-        "min_confidence": min(confidences) if confidences else None,
-        "text_stage_version": e.stage_version,
-        "text_event_id": e.event_id,
-        "text_at": _iso(e),
+        **columns,
+        f"{stage}_stage_version": e.stage_version,
+        f"{stage}_event_id": e.event_id,
+        at: _iso(e),
     }
+
+
+def _text_row(event: EventBase) -> dict[str, Any]:
+    e = cast(PageText, event)
+    confidences = [line.confidence for line in e.lines]
+    return _page_row(
+        e,
+        "text",
+        "text_at",
+        raw_text=e.text,
+        lines=_jsonb([line.to_avro() for line in e.lines]),
+        engine=e.engine,
+        engine_version=e.engine_version,
+        layout=e.layout,
+        source=e.source,
+        encoding=e.encoding,
+        encoding_uncertain=e.encoding_uncertain,
+        image_blob_key=e.image_blob_key,
+        mean_confidence=sum(confidences) / len(confidences) if confidences else None,
+        min_confidence=min(confidences) if confidences else None,
+    )
 
 
 def _cleaned_row(event: EventBase) -> dict[str, Any]:
     e = cast(PageCleaned, event)
-    return {
-        "document_id": e.document_id,
-        "document_version": e.document_version,
-        "page_number": e.page_number,
-        "page_count": e.page_count,
-        "cleaned_text": e.cleaned_text,
-        "search_key": e.search_key,
-        "edits": _jsonb([edit.to_avro() for edit in e.edits]),
-        "clean_stage_version": e.stage_version,
-        "clean_event_id": e.event_id,
-        "cleaned_at": _iso(e),
-    }
+    return _page_row(
+        e,
+        "clean",
+        "cleaned_at",
+        cleaned_text=e.cleaned_text,
+        search_key=e.search_key,
+        edits=_jsonb([edit.to_avro() for edit in e.edits]),
+    )
 
 
 def _entities_page_row(event: EventBase) -> dict[str, Any]:
     e = cast(PageEntities, event)
-    return {
-        "document_id": e.document_id,
-        "document_version": e.document_version,
-        "page_number": e.page_number,
-        "page_count": e.page_count,
-        "entity_count": len(e.entities),
-        "entity_model_version": e.model_version,
-        "entities_stage_version": e.stage_version,
-        "entities_event_id": e.event_id,
-        "entities_at": _iso(e),
-    }
+    return _page_row(
+        e,
+        "entities",
+        "entities_at",
+        entity_count=len(e.entities),
+        entity_model_version=e.model_version,
+    )
 
 
 def _entity_rows(event: EventBase) -> list[dict[str, Any]]:
