@@ -289,21 +289,40 @@ class Uploader:
         """Run an object-store call in a thread, retrying transient failures."""
         from minio.error import S3Error
 
+        def refusal(exc: Exception) -> UploadFailed | None:
+            if not isinstance(exc, S3Error):
+                return None  # connection refused, reset, timeout
+            if exc.code and exc.code.startswith(("Internal", "Slow", "Service")):
+                return None
+            return UploadFailed(f"object store refused {what}: {exc.code}")
+
+        where = f"object store {self.settings.s3_endpoint}"
+        return await self._retrying("object_store_retry", where, what, fn, refusal)
+
+    async def _retrying(
+        self,
+        log_event: str,
+        where: str,
+        what: str,
+        fn: Callable[[], T],
+        refusal: Callable[[Exception], UploadFailed | None] = lambda exc: None,
+    ) -> T:
+        """Run `fn` in a thread, retrying on the configured delays any error that
+        `refusal` does not turn into a final UploadFailed."""
         last: Exception | None = None
         for delay in [*self.retry.delays(), None]:
             try:
                 return await asyncio.to_thread(fn)
-            except S3Error as exc:
-                if not exc.code or not exc.code.startswith(("Internal", "Slow", "Service")):
-                    raise UploadFailed(f"object store refused {what}: {exc.code}") from exc
+            except Exception as exc:
+                final = refusal(exc)
+                if final is not None:
+                    raise final from exc
                 last = exc
-            except Exception as exc:  # connection refused, reset, timeout
-                last = exc
-            log.warning("object_store_retry", what=what, error=str(last), next_delay_s=delay)
+            log.warning(log_event, what=what, error=str(last), next_delay_s=delay)
             if delay is not None:
                 await asyncio.sleep(delay)
         raise UploadFailed(
-            f"object store {self.settings.s3_endpoint} unreachable while {what} "
+            f"{where} unreachable while {what} "
             f"(after {self.retry.attempts} attempts): {_short(last)}"
         )
 
@@ -376,19 +395,9 @@ class Uploader:
                 raise
 
     async def _broker_call(self, what: str, fn: Callable[[], T]) -> T:
-        last: Exception | None = None
-        for delay in [*self.retry.delays(), None]:
-            try:
-                return await asyncio.to_thread(fn)
-            except Exception as exc:  # RegistryUnavailable, KafkaException, timeouts
-                last = exc
-            log.warning("broker_retry", what=what, error=str(last), next_delay_s=delay)
-            if delay is not None:
-                await asyncio.sleep(delay)
-        raise UploadFailed(
-            f"broker {self.settings.kafka_bootstrap} unreachable while {what} "
-            f"(after {self.retry.attempts} attempts): {_short(last)}"
-        )
+        # RegistryUnavailable, KafkaException, timeouts: all retried
+        where = f"broker {self.settings.kafka_bootstrap}"
+        return await self._retrying("broker_retry", where, what, fn)
 
     async def publish(self, event: EventBase) -> Delivery:
         """Publish an event on its topic (key = document_id), waiting for acks=all."""
