@@ -34,6 +34,12 @@ def visible(principal: Principal, params: list[Any], alias: str = "d") -> str:
     return f"({rule} AND NOT {alias}.retracted)"
 
 
+def _bind(params: list[Any], value: Any) -> str:
+    """Add `value` to the query's parameters; its placeholder (`$n`)."""
+    params.append(value)
+    return f"${len(params)}"
+
+
 def _like_prefix(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -108,61 +114,50 @@ async def list_documents(
     params: list[Any] = []
     where = [visible(principal, params)]
     if filters.owner is not None:
-        params.append(filters.owner)
-        where.append(f"d.owner = ${len(params)}")
+        where.append(f"d.owner = {_bind(params, filters.owner)}")
     if filters.tags:
-        params.append(list(filters.tags))
-        where.append(f"d.tags @> ${len(params)}::text[]")
+        where.append(f"d.tags @> {_bind(params, list(filters.tags))}::text[]")
     if filters.status is not None:
-        params.append(filters.status)
-        where.append(f"d.status = ${len(params)}")
+        where.append(f"d.status = {_bind(params, filters.status)}")
     if filters.title:
-        params.append(_like_contains(filters.title))
-        where.append(f"d.title LIKE ${len(params)}")
+        where.append(f"d.title LIKE {_bind(params, _like_contains(filters.title))}")
     if filters.dynasty is not None:
-        params.append(filters.dynasty)
-        n = len(params)
+        dynasty = _bind(params, filters.dynasty)
         where.append(
-            _entity_exists(["e.type = 'DYNASTY'", f"coalesce(e.normalized, e.surface) = ${n}"])
+            _entity_exists(["e.type = 'DYNASTY'", f"coalesce(e.normalized, e.surface) = {dynasty}"])
         )
     if filters.entity_type is not None or filters.entity_value is not None:
         conds = []
         if filters.entity_type is not None:
-            params.append(filters.entity_type)
-            conds.append(f"e.type = ${len(params)}")
+            conds.append(f"e.type = {_bind(params, filters.entity_type)}")
         if filters.entity_value is not None:
-            params.append(filters.entity_value)
-            n = len(params)
-            conds.append(f"coalesce(e.normalized, e.surface) = ${n}")  # entities_type_value_idx
+            value = _bind(params, filters.entity_value)
+            conds.append(f"coalesce(e.normalized, e.surface) = {value}")  # entities_type_value_idx
         where.append(_entity_exists(conds))
     if filters.year_from is not None or filters.year_to is not None:
         conds = ["e.year_from IS NOT NULL"]
         if filters.year_to is not None:
-            params.append(filters.year_to)
-            conds.append(f"e.year_from <= ${len(params)}")
+            conds.append(f"e.year_from <= {_bind(params, filters.year_to)}")
         if filters.year_from is not None:
-            params.append(filters.year_from)
-            conds.append(f"coalesce(e.year_to, e.year_from) >= ${len(params)}")
+            conds.append(f"coalesce(e.year_to, e.year_from) >= {_bind(params, filters.year_from)}")
         where.append(_entity_exists(conds))
     if filters.uploaded_from is not None:
-        params.append(filters.uploaded_from)
-        where.append(f"d.uploaded_at >= ${len(params)}::date")
+        where.append(f"d.uploaded_at >= {_bind(params, filters.uploaded_from)}::date")
     if filters.uploaded_to is not None and filters.uploaded_to < date.max:
-        params.append(filters.uploaded_to + timedelta(days=1))
-        where.append(f"d.uploaded_at < ${len(params)}::date")
+        where.append(
+            f"d.uploaded_at < {_bind(params, filters.uploaded_to + timedelta(days=1))}::date"
+        )
     if cursor:
         when, document_id = decode_cursor(cursor)
         if when is None:
             stamp_sql = "'-infinity'::timestamptz"
         else:
-            params.append(when)
-            stamp_sql = f"${len(params)}::timestamptz"
-        params.append(document_id)
-        where.append(f"({_ORDER_KEY}, d.document_id) < ({stamp_sql}, ${len(params)})")
-    params.append(limit + 1)
+            stamp_sql = f"{_bind(params, when)}::timestamptz"
+        doc_sql = _bind(params, document_id)
+        where.append(f"({_ORDER_KEY}, d.document_id) < ({stamp_sql}, {doc_sql})")
     sql = (
         f"SELECT {_DOC_COLUMNS} FROM documents d WHERE {' AND '.join(where)}"
-        f" ORDER BY {_ORDER_KEY} DESC, d.document_id DESC LIMIT ${len(params)}"
+        f" ORDER BY {_ORDER_KEY} DESC, d.document_id DESC LIMIT {_bind(params, limit + 1)}"
     )
     rows = await conn.fetch(sql, *params)
     result = DocumentRows(rows=list(rows[:limit]))
@@ -327,18 +322,17 @@ async def browse_entities(
     params: list[Any] = []
     where = [visible(principal, params), "e.document_version = d.current_version"]
     if entity_type:
-        params.append(entity_type)
-        where.append(f"e.type = ${len(params)}")
+        where.append(f"e.type = {_bind(params, entity_type)}")
     if prefix:
-        params.append(_like_prefix(prefix))
-        where.append(f"coalesce(e.normalized, e.surface) LIKE ${len(params)}")
-    params.append(limit)
+        where.append(
+            f"coalesce(e.normalized, e.surface) LIKE {_bind(params, _like_prefix(prefix))}"
+        )
     sql = (
         "SELECT e.type, coalesce(e.normalized, e.surface) AS value, count(*) AS mentions,"
         " count(DISTINCT e.document_id) AS documents"
         " FROM entities e JOIN documents d ON d.document_id = e.document_id"
         f" WHERE {' AND '.join(where)} GROUP BY 1, 2"
-        f" ORDER BY mentions DESC, documents DESC, 1, 2 LIMIT ${len(params)}"
+        f" ORDER BY mentions DESC, documents DESC, 1, 2 LIMIT {_bind(params, limit)}"
     )
     return list(await conn.fetch(sql, *params))
 
