@@ -252,7 +252,7 @@ def heldout_report(model_path: Path) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=25.0, help="safety cap on wall time")
     parser.add_argument("--synthetic", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
