@@ -40,6 +40,9 @@ era dates to Western years; the model does not).
 ({steps} steps), {train_seconds:.0f} s wall on the shared 2-core machine
 (other engineers' jobs were running: expect less on an idle machine).
 {cut_short}
+The silver data builder is deterministic for a seed (unit-tested); torch runs with a fixed
+seed and 2 threads, so a rerun on the same machine and torch build should reproduce the
+model up to floating-point summation order.
 
 Silver data ({train_examples:,} sentences, {train_chars:,} characters; built by
 `streams/ner/silver.py`, deterministic for a seed):
@@ -148,6 +151,13 @@ def render(
                 f"- {run['processes']} process(es): {run['chars_per_second']:,} chars/s wall, "
                 f"{run['chars_per_cpu_second']:,} chars per CPU-second"
             )
+        per_cpu = max(run["chars_per_cpu_second"] for run in bench["runs"])
+        lines += [
+            "",
+            f"Wall-clock figures are depressed by the shared machine's load; one process costs "
+            f"1 CPU-second per {per_cpu:,} characters, i.e. about {2 * per_cpu:,} chars/s "
+            "on 2 idle cores (estimate, not a wall-clock measurement).",
+        ]
         bench_text = "\n".join(lines)
     return TEMPLATE.format(
         version=MODEL_VERSION,
