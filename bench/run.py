@@ -180,7 +180,15 @@ def base_settings() -> Settings:
 async def end_to_end(
     base: Settings, processes: int, documents: int, log_dir: Path, sampler: Sampler
 ) -> dict[str, Any]:
-    from bench.harness import Deployment, text_document, wait_projected, wait_started
+    from bench.harness import (
+        Deployment,
+        publish_uploads,
+        store_blobs,
+        text_document,
+        upload_event,
+        wait_projected,
+        wait_started,
+    )
     from events.producer import Uploader
     from piaoxi.stack import create_database, drop_isolated, isolated_settings
     from tests.integration.test_pipeline import create_topics
@@ -239,6 +247,28 @@ async def end_to_end(
             role: round(cpu - ours_before.get(role, 0.0), 1)
             for role, cpu in sampler.cpu_s(sampler.phase).items()
         }
+        # The same again without the uploader: blobs stored first, then every
+        # DocumentUploaded published in one burst; the pipeline's own pace.
+        blobs = [text_document(n, salt=f"{tag}-backlog") for n in range(documents)]
+        chunks = [blobs[i::8] for i in range(8)]
+        await asyncio.gather(*(asyncio.to_thread(store_blobs, settings, c) for c in chunks))
+        events = [upload_event(b, filename=f"b{n}.txt") for n, b in enumerate(blobs)]
+        before_backlog = sampler.cpu_s(sampler.phase)
+        backlog_started = time.perf_counter()
+        await publish_uploads(settings, events)
+        backlog = await wait_projected(
+            settings,
+            [e.document_id for e in events],
+            timeout=3600,
+            deployment=deployment,
+            poll_s=0.25,
+        )
+        backlog_s = time.perf_counter() - backlog_started
+        sampler.sample(psutil.Process())
+        backlog_cpu = {
+            role: round(cpu - before_backlog.get(role, 0.0), 1)
+            for role, cpu in sampler.cpu_s(sampler.phase).items()
+        }
         return {
             "worker_processes": processes,
             "documents": documents,
@@ -251,6 +281,13 @@ async def end_to_end(
             "worker_cpu_ms_per_document": round(1000 * ours.get("worker", 0.0) / documents, 1),
             "stack_cpu_s": {
                 k: round(stack_after[k] - v, 1) for k, v in stack_before.items() if k in stack_after
+            },
+            "backlog": {
+                "documents": documents,
+                "failed": backlog.failed,
+                "seconds": round(backlog_s, 2),
+                "documents_per_hour": round(documents / backlog_s * 3600),
+                "cpu_s": backlog_cpu,
             },
         }
     finally:
@@ -404,7 +441,7 @@ def upload(base: Settings, count: int) -> dict[str, Any]:
 SIZES: dict[str, dict[str, Any]] = {
     # e2e documents, ocr pages, projection docs x pages, search docs x pages + seconds, uploads
     "quick": {
-        "e2e": 300,
+        "e2e": 250,
         "ocr": 4,
         "proj": (300, 5),
         "search": (100, 10, 3.0),
@@ -468,6 +505,9 @@ def run(quick: bool, out: Path, only: set[str] | None = None) -> dict[str, Any]:
         report["scaling_1_to_2_workers"] = round(
             e2e[1]["documents_per_hour"] / e2e[0]["documents_per_hour"], 2
         )
+        report["backlog_scaling_1_to_2_workers"] = round(
+            e2e[1]["backlog"]["documents_per_hour"] / e2e[0]["backlog"]["documents_per_hour"], 2
+        )
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["seconds"] = round(time.perf_counter() - started)
     out.mkdir(parents=True, exist_ok=True)
@@ -502,9 +542,17 @@ def markdown(report: dict[str, Any]) -> str:
             f" | {_fmt(run['documents_per_hour'])} documents/h ({run['documents']} in"
             f" {run['seconds']} s, {run['failed']} failed) | ≥ 100,000/h |"
         )
+    for run in r.get("end_to_end", []):
+        b = run["backlog"]
+        lines.append(
+            f"| same, uploads published as one backlog (no uploader), {run['worker_processes']}"
+            f" worker process(es) | {_fmt(b['documents_per_hour'])} documents/h"
+            f" ({b['documents']} in {b['seconds']} s, {b['failed']} failed) | |"
+        )
     if "scaling_1_to_2_workers" in report:
         lines.append(
-            f"| scaling 1 → 2 worker processes | × {report['scaling_1_to_2_workers']} | > 1 |"
+            f"| scaling 1 → 2 worker processes | × {report['scaling_1_to_2_workers']} with the"
+            f" uploader, × {report.get('backlog_scaling_1_to_2_workers')} on a backlog | > 1 |"
         )
     if "ocr" in r:
         o = r["ocr"]
@@ -552,7 +600,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"- {run['worker_processes']}-worker run: uploads took {run['upload_seconds']} s of"
             f" {run['seconds']} s; CPU seconds while timed: piaoxi {run['cpu_s']}"
             f" ({run['worker_cpu_ms_per_document']} ms of worker CPU per document);"
-            f" shared stack {run['stack_cpu_s']} (its CPU includes other users' load)."
+            f" shared stack {run['stack_cpu_s']} (its CPU includes other users' load);"
+            f" backlog run CPU seconds {run['backlog']['cpu_s']}."
         )
     if report["errors"]:
         lines += ["", "## Parts that failed", ""]
