@@ -23,8 +23,9 @@ from typing import Any
 
 import asyncpg
 
-from events.records import DocumentUploaded, EntitySpan, EventBase, PageCleaned, PageEntities
-from events.records import TextEdit as EventTextEdit
+from events.records import DocumentUploaded, EventBase, PageCleaned, PageEntities
+from events.stage_results import entity_span, text_edit
+from events.stage_results import field_of as _field
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 from projections.postgres import create_read_pool
@@ -56,12 +57,6 @@ class ReprocessResult:
     selected: int
     published: int
     dry_run: bool
-
-
-def _field(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
 
 
 def _envelope(row: asyncpg.Record, stage: str, version: str, cause: str | None) -> dict[str, Any]:
@@ -177,18 +172,7 @@ async def _reclean(
                 raw_text=row["raw_text"],
                 cleaned_text=str(_field(result, "cleaned_text")),
                 search_key=str(_field(result, "search_key")),
-                edits=[
-                    EventTextEdit(
-                        raw_start=int(_field(e, "raw_start")),
-                        raw_end=int(_field(e, "raw_end")),
-                        clean_start=int(_field(e, "clean_start")),
-                        clean_end=int(_field(e, "clean_end")),
-                        kind=str(_field(e, "kind")),
-                        before=str(_field(e, "before")),
-                        after=str(_field(e, "after")),
-                    )
-                    for e in _field(result, "edits", [])
-                ],
+                edits=[text_edit(e) for e in _field(result, "edits", [])],
             )
         )
     published = await _publish(settings, events)
@@ -221,20 +205,7 @@ async def _refind(
                 **_envelope(row, "entities", version, row["clean_event_id"]),
                 page_number=row["page_number"],
                 page_count=row["page_count"],
-                entities=[
-                    EntitySpan(
-                        type=str(_field(s, "type")),
-                        surface=str(_field(s, "surface")),
-                        start=int(_field(s, "start")),
-                        end=int(_field(s, "end")),
-                        normalized=_field(s, "normalized"),
-                        year_from=_field(s, "year_from"),
-                        year_to=_field(s, "year_to"),
-                        confidence=float(_field(s, "confidence", 1.0)),
-                        source=_field(s, "source", "gazetteer"),
-                    )
-                    for s in spans
-                ],
+                entities=[entity_span(s) for s in spans],
                 model_version=model_version,
             )
         )

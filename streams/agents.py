@@ -24,6 +24,7 @@ import io
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,9 +40,11 @@ from events.records import (
     PageEntities,
     PageText,
     ProcessingFailed,
-    TextEdit,
     TextLine,
 )
+from events.stage_results import entity_span as _entity_span
+from events.stage_results import field_of as _field
+from events.stage_results import text_edit as _text_edit
 from events.topics import Topics
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
@@ -54,6 +57,7 @@ if TYPE_CHECKING:
     from streams.extract import PageResult, PageSource
 
 T = TypeVar("T")
+E = TypeVar("E", bound=EventBase)
 
 log = get_logger(__name__)
 
@@ -198,39 +202,10 @@ def _model_version(module: Any) -> str:
     return f"entities {getattr(module, 'STAGE_VERSION', '0')}"
 
 
-def _field(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def _entity_span(span: Any) -> EntitySpan:
-    if isinstance(span, EntitySpan):
-        return span
-    return EntitySpan(
-        type=str(_field(span, "type")),
-        surface=str(_field(span, "surface")),
-        start=int(_field(span, "start")),
-        end=int(_field(span, "end")),
-        normalized=_field(span, "normalized"),
-        year_from=_field(span, "year_from"),
-        year_to=_field(span, "year_to"),
-        confidence=float(_field(span, "confidence", 1.0)),
-        source=_field(span, "source", "gazetteer"),
-    )
-
-
-def _text_edit(edit: Any) -> TextEdit:
-    if isinstance(edit, TextEdit):
-        return edit
-    return TextEdit(
-        raw_start=int(_field(edit, "raw_start")),
-        raw_end=int(_field(edit, "raw_end")),
-        clean_start=int(_field(edit, "clean_start")),
-        clean_end=int(_field(edit, "clean_end")),
-        kind=str(_field(edit, "kind")),
-        before=str(_field(edit, "before")),
-        after=str(_field(edit, "after")),
+def _bound(event: EventBase) -> AbstractContextManager[None]:
+    """Log context for handling `event`: its document and event id."""
+    return structlog.contextvars.bound_contextvars(
+        document_id=event.document_id, event_id=event.event_id
     )
 
 
@@ -582,6 +557,15 @@ class StageRuntime:
             return None
         return event
 
+    async def decode_as(self, stage: str, source: Source, cls: type[E]) -> E | None:
+        """The event in the message if it is a `cls`; otherwise None (after publishing
+        why, when it is unreadable)."""
+        event = await self.decode(stage, source)
+        if event is not None and not isinstance(event, cls):
+            log.warning(f"not a {cls.__name__}; ignored", event_type=type(event).__name__)
+            return None
+        return event
+
     async def in_pool(self, fn: Callable[..., T], *args: Any, page_number: int | None = None) -> T:
         assert self.pool is not None
         pool = self.pool
@@ -601,9 +585,7 @@ class StageRuntime:
         event = await self.decode("extract", source)
         if event is None:
             return
-        with structlog.contextvars.bound_contextvars(
-            document_id=event.document_id, event_id=event.event_id
-        ):
+        with _bound(event):
             if isinstance(event, DocumentRetracted):
                 log.info("retraction passes by (projections drop the document)")
                 return
@@ -702,15 +684,10 @@ class StageRuntime:
     # -- clean -------------------------------------------------------------------------------
 
     async def handle_page_text(self, source: Source) -> None:
-        event = await self.decode("clean", source)
+        event = await self.decode_as("clean", source, PageText)
         if event is None:
             return
-        if not isinstance(event, PageText):
-            log.warning("not a PageText; ignored", event_type=type(event).__name__)
-            return
-        with structlog.contextvars.bound_contextvars(
-            document_id=event.document_id, event_id=event.event_id
-        ):
+        with _bound(event):
             from streams.clean import clean_page
 
             try:
@@ -741,15 +718,10 @@ class StageRuntime:
     # -- entities ----------------------------------------------------------------------------
 
     async def handle_page_cleaned(self, source: Source) -> None:
-        event = await self.decode("entities", source)
+        event = await self.decode_as("entities", source, PageCleaned)
         if event is None:
             return
-        if not isinstance(event, PageCleaned):
-            log.warning("not a PageCleaned; ignored", event_type=type(event).__name__)
-            return
-        with structlog.contextvars.bound_contextvars(
-            document_id=event.document_id, event_id=event.event_id
-        ):
+        with _bound(event):
             try:
                 spans, model_version = await self.in_pool(
                     find_page_entities, event.cleaned_text, page_number=event.page_number
