@@ -40,22 +40,29 @@ def sniff_media_type(data: bytes) -> str | None:
     return TEXT if looks_like_text(data) else None
 
 
+_KNOWN_UNSUPPORTED = {
+    b"PK\x03\x04": "a zip archive that is not a DOCX",
+    b"GIF8": "a GIF image",
+    b"\x1f\x8b": "a gzip archive",
+    b"7z\xbc\xaf": "a 7-Zip archive",
+    b"RIFF": "a RIFF file (WebP/AVI/WAV)",
+    b"\x7fELF": "an ELF executable",
+    b"\xd0\xcf\x11\xe0": "an old binary Office file (.doc/.xls); save it as DOCX or PDF",
+    b"BM": "a BMP image",
+}
+
+
+def known_unsupported(data: bytes) -> str | None:
+    """What an unsupported file seems to be, when its magic bytes tell."""
+    for magic, name in _KNOWN_UNSUPPORTED.items():
+        if data.startswith(magic):
+            return name
+    return None
+
+
 def describe_unsupported(data: bytes) -> str:
     """A short human hint of what an unsupported file seems to be."""
-    head = data[:8]
-    known = {
-        b"PK\x03\x04": "a zip archive that is not a DOCX",
-        b"GIF8": "a GIF image",
-        b"\x1f\x8b": "gzip data",
-        b"RIFF": "a RIFF (WebP/WAV/AVI) file",
-        b"\x7fELF": "an ELF executable",
-        b"\xd0\xcf\x11\xe0": "an old MS Office (OLE) file",
-        b"BM": "a BMP image",
-    }
-    for magic, name in known.items():
-        if head.startswith(magic):
-            return name
-    return "binary data"
+    return known_unsupported(data) or "binary data"
 
 
 def looks_like_text(data: bytes) -> bool:

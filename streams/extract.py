@@ -363,19 +363,10 @@ def _replace_layout(page: PageSource, layout: LayoutRequest) -> PageSource:
 
 
 def _describe_unknown(data: bytes) -> str:
-    known = {
-        b"GIF8": "a GIF image",
-        b"RIFF": "a RIFF file (WebP/AVI/WAV)",
-        b"BM": "a BMP image",
-        b"PK\x03\x04": "a zip archive that is not a DOCX",
-        b"\xd0\xcf\x11\xe0": "an old binary Office file (.doc/.xls); save it as DOCX or PDF",
-        b"\x1f\x8b": "a gzip archive",
-        b"7z\xbc\xaf": "a 7-Zip archive",
-    }
-    for magic, name in known.items():
-        if data.startswith(magic):
-            return f" (it looks like {name})"
-    return ""
+    from events.sniff import known_unsupported
+
+    name = known_unsupported(data)
+    return f" (it looks like {name})" if name else ""
 
 
 def _check_pixels(size: tuple[int, int], limit: int, what: str) -> None:
