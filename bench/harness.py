@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
+from bench.procstat import tree_rss
 from events import DocumentUploaded, codec_for
 from events.topics import Topics
 from piaoxi.settings import Settings
@@ -467,23 +466,10 @@ class RssSampler:
         self._stop.set()
         self._thread.join(5)
 
-    @staticmethod
-    def tree_rss(pid: int) -> int:
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        total = 0
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
-
     def sample(self) -> None:
         for name, pid in list(self.roots.items()):
             role = name.split(":", 1)[0]
-            mb = self.tree_rss(pid) / 2**20
+            mb = tree_rss(pid) / 2**20
             self.peak_mb[role] = max(self.peak_mb.get(role, 0.0), mb)
 
     def _run(self) -> None:

@@ -26,22 +26,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psutil
-
+from bench.procstat import tree_rss
 from piaoxi.settings import Settings
 
 
 def tree_rss_mb(pid: int) -> float:
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return round(total / 2**20, 1)
+    return round(tree_rss(pid) / 2**20, 1)
 
 
 def percentile(ordered: list[float], p: float) -> float:

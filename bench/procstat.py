@@ -18,3 +18,21 @@ def cpu_seconds(pids: list[int]) -> float:
         except psutil.Error:
             continue
     return total
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory in bytes of a process and all its children (0 when it is gone)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in processes:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            continue
+    return total
