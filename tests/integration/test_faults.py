@@ -82,6 +82,16 @@ async def per_document_counts(settings: Settings) -> dict[str, int]:
         await conn.close()
 
 
+async def assert_processed_exactly_once(settings: Settings, pages: int) -> None:
+    """Every upload logged once, every page projected once with entities, every document done."""
+    assert await per_document_counts(settings) == {
+        "uploads_logged_twice": 0,
+        "pages": pages,
+        "pages_without_entities": 0,
+        "documents_not_done": 0,
+    }
+
+
 async def logged(settings: Settings, event_type: str) -> int:
     conn = await asyncpg.connect(settings.database_url)
     try:
@@ -146,13 +156,7 @@ async def test_duplicate_deliveries_change_no_read_model(
         await until(redone, "the duplicated uploads to be processed again")
         await wait_projected(settings, ids, deployment=deployment)
         assert await state_digest(settings) == first_state
-        counts = await per_document_counts(settings)
-        assert counts == {
-            "uploads_logged_twice": 0,
-            "pages": len(ids),
-            "pages_without_entities": 0,
-            "documents_not_done": 0,
-        }
+        await assert_processed_exactly_once(settings, len(ids))
     finally:
         codes = deployment.stop()
     assert set(codes.values()) <= {0}, codes
@@ -327,13 +331,7 @@ async def test_worker_and_projector_killed_in_one_run_end_like_an_undisturbed_on
         await wait_projected(killed, ids, deployment=None, timeout=150)
         expected = await state_digest(calm)
         assert await state_digest(killed) == expected
-        counts = await per_document_counts(killed)
-        assert counts == {
-            "uploads_logged_twice": 0,
-            "pages": len(ids),
-            "pages_without_entities": 0,
-            "documents_not_done": 0,
-        }
+        await assert_processed_exactly_once(killed, len(ids))
         assert await failures(killed) == []
 
         # The same log projected by a projector nobody disturbed: identical, row for row.
@@ -424,13 +422,7 @@ async def test_broker_restart_mid_run_loses_nothing(stack: Settings, tmp_path: P
             await publish_uploads(settings, uploads[15:])
             state = await wait_projected(settings, ids, timeout=180)
             assert state.failed == 0
-            counts = await per_document_counts(settings)
-            assert counts == {
-                "uploads_logged_twice": 0,
-                "pages": len(ids),
-                "pages_without_entities": 0,
-                "documents_not_done": 0,
-            }
+            await assert_processed_exactly_once(settings, len(ids))
             deployment.check_alive()
         finally:
             deployment.stop()
