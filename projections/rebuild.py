@@ -14,7 +14,7 @@ Search: a new index version is filled from the read models and the alias flipped
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -25,7 +25,7 @@ from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 from projections.migrate import READ_MODEL_SCHEMA, apply_migrations, quote_schema
 from projections.postgres import PROJECTION_NAME, ReadModelProjection, create_read_pool
-from projections.tracking import SWAP_LOCK, Partition, ProjectionRunner
+from projections.tracking import SWAP_LOCK, Partition, ProjectionRunner, TrackingRecorder
 
 log = get_logger(__name__)
 
@@ -106,10 +106,54 @@ async def plan_rebuild(settings: Settings) -> RebuildPlan:
         await conn.close()
 
 
+async def project_into(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    stop_at: dict[Partition, int],
+    *,
+    progress: Progress | None = None,
+    batch_size: int = 2000,
+) -> int:
+    """Project the log into the schema of `pool` (its own tracking records: it resumes
+    where that schema stopped) up to `stop_at`, the last offset to apply per partition;
+    return the events applied."""
+    async with pool.acquire() as conn:
+        before = await TrackingRecorder(PROJECTION_NAME).positions(conn)
+    total = sum(v + 1 for v in stop_at.values())
+    done_before = sum(min(before.get(k, -1), v) + 1 for k, v in stop_at.items())
+    if not [k for k, v in stop_at.items() if before.get(k, -1) < v]:
+        return 0
+    runner = ProjectionRunner(
+        settings,
+        ReadModelProjection(search_outbox=False),
+        pool,
+        codec_for(settings),
+        Topics.from_settings(settings).event_topics(),
+        group_id=None,
+        batch_size=batch_size,
+        stop_at=stop_at,
+    )
+    if progress is not None:
+
+        async def report(_outcome: object) -> None:
+            progress(done_before + runner.stats.events, total)
+
+        runner.after_commit = report
+    stats = await runner.run()
+    return stats.events
+
+
 async def rebuild_postgres(
-    settings: Settings, *, progress: Progress | None = None, batch_size: int = 2000
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = 2000,
+    log_end: Callable[[], Awaitable[dict[Partition, int]]] | None = None,
 ) -> RebuildResult:
-    """Rebuild the Postgres read models into the shadow schema and swap it in."""
+    """Rebuild the Postgres read models into the shadow schema and swap it in.
+
+    Without `log_end` the end of the log is what the live projection has applied or seen;
+    `log_end` adds another view of it (e.g. the broker's, when no projector runs)."""
     started = time.perf_counter()
     admin = await asyncpg.connect(settings.database_url)
     shadow_pool = await create_read_pool(settings, schema=SHADOW_SCHEMA, min_size=1)
@@ -118,41 +162,25 @@ async def rebuild_postgres(
         await apply_migrations(admin, READ_MODEL_SCHEMA)  # the live one must exist to swap
         async with shadow_pool.acquire() as conn:
             await apply_migrations(conn, SHADOW_SCHEMA)
-        topics = Topics.from_settings(settings).event_topics()
-        codec = codec_for(settings)
+
+        async def end() -> dict[Partition, int]:
+            known = await _log_end(admin)
+            if log_end is not None:
+                for key, last in (await log_end()).items():
+                    known[key] = max(known.get(key, -1), last)
+            return known
 
         async def catch_up(stop_at: dict[Partition, int]) -> int:
-            before = await _positions(admin, SHADOW_SCHEMA)
-            total = sum(v + 1 for v in stop_at.values())
-            done_before = sum(min(before.get(k, -1), v) + 1 for k, v in stop_at.items())
-            todo = [k for k, v in stop_at.items() if before.get(k, -1) < v]
-            if not todo:
-                return 0
-            runner = ProjectionRunner(
-                settings,
-                ReadModelProjection(search_outbox=False),
-                shadow_pool,
-                codec,
-                topics,
-                group_id=None,
-                batch_size=batch_size,
-                stop_at=stop_at,
+            return await project_into(
+                settings, shadow_pool, stop_at, progress=progress, batch_size=batch_size
             )
-            if progress is not None:
-
-                async def report(_outcome: object) -> None:
-                    progress(done_before + runner.stats.events, total)
-
-                runner.after_commit = report
-            stats = await runner.run()
-            return stats.events
 
         # 1. catch up with the live projection without stopping it
-        applied += await catch_up(await _log_end(admin))
+        applied += await catch_up(await end())
         # 2. pause the live projectors between batches, apply the rest, swap
         await admin.execute("SELECT pg_advisory_lock($1)", SWAP_LOCK)
         try:
-            applied += await catch_up(await _log_end(admin))
+            applied += await catch_up(await end())
             async with admin.transaction():
                 live, shadow = quote_schema(READ_MODEL_SCHEMA), quote_schema(SHADOW_SCHEMA)
                 await admin.execute(
