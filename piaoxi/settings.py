@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     cleanup_temp_files: bool = Field(True, description="Delete stage temp files when done.")
     cleanup_on_error: bool = Field(False, description="Delete temp files of failed pages too.")
 
+    backup_dir: str = Field(
+        "", description="Where `piaoxi backup` writes backups; empty: PIAOXI_HOME/backups."
+    )
+
     # --- API -----------------------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="API bind address.")
     api_port: int = Field(8000, description="API port.")

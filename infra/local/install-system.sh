@@ -13,6 +13,7 @@ packages=(
   fonts-noto-cjk fonts-arphic-uming fonts-arphic-ukai # CJK fonts to render test pages
   unicode-data                                        # Unihan variant tables for cleaning
   chromium chromium-driver                            # browser test of the web page
+  postgresql-client                                   # pg_dump/pg_restore for piaoxi backup
 )
 
 # The compose file check (tests/unit/test_compose.py) needs a compose CLI; the docker
@@ -21,7 +22,8 @@ if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1
   packages+=(docker-compose)
 fi
 
-# PostgreSQL only when no server answers.
+# The PostgreSQL server only when none answers (its client tools always: piaoxi backup and
+# restore run pg_dump/pg_restore, whose major version must not be older than the server's).
 db_url="${PIAOXI_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/piaoxi}"
 hostport="${db_url#*://}"; hostport="${hostport#*@}"; hostport="${hostport%%/*}"
 db_host="${hostport%%:*}"; db_port="${hostport##*:}"
