@@ -308,6 +308,7 @@ class PageText(EventBase):
     encoding: str | None = None
     encoding_uncertain: bool = False
     image_blob_key: str | None = None
+    context_dynasty: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -323,6 +324,7 @@ class PageCleaned(EventBase):
     cleaned_text: str
     search_key: str
     edits: list[TextEdit]
+    context_dynasty: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -29,6 +29,7 @@ from events.stage_results import field_of as _field
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 from projections.postgres import create_read_pool
+from streams.eras import document_dynasty
 
 log = get_logger(__name__)
 
@@ -37,8 +38,9 @@ REPLAY_STAGE_VERSION = "1.0.0"
 
 Cleaner = Callable[[str, str, bool], Any]
 """cleaner(raw_text, layout, drop_noise) -> an object with cleaned_text, search_key, edits."""
-EntityFinder = Callable[[str], Sequence[Any]]
-"""finder(cleaned_text) -> spans with type, surface, start, end, normalized, years, ..."""
+EntityFinder = Callable[..., Sequence[Any]]
+"""finder(cleaned_text, context_dynasty=...) -> spans with type, surface, start, end,
+normalized, years, ..."""
 
 
 @dataclass
@@ -152,7 +154,7 @@ async def _reclean(
     where, args = _filters(selection, "clean", "text_at")
     rows = await conn.fetch(
         "SELECT p.document_id, p.document_version, p.page_number, p.page_count, p.raw_text,"
-        " p.layout, p.source, p.text_event_id FROM pages p"
+        " p.layout, p.source, p.text_event_id, d.title, d.tags FROM pages p"
         f" JOIN documents d USING (document_id) WHERE p.raw_text IS NOT NULL AND {where}"
         " ORDER BY p.document_id, p.page_number",
         *args,
@@ -173,6 +175,7 @@ async def _reclean(
                 cleaned_text=str(_field(result, "cleaned_text")),
                 search_key=str(_field(result, "search_key")),
                 edits=[text_edit(e) for e in _field(result, "edits", [])],
+                context_dynasty=document_dynasty(row["title"] or "", row["tags"] or ()),
             )
         )
     published = await _publish(settings, events)
@@ -191,7 +194,8 @@ async def _refind(
     where, args = _filters(selection, "entities", "cleaned_at")
     rows = await conn.fetch(
         "SELECT p.document_id, p.document_version, p.page_number, p.page_count,"
-        " p.cleaned_text, p.clean_event_id FROM pages p JOIN documents d USING (document_id)"
+        " p.cleaned_text, p.clean_event_id, d.title, d.tags"
+        " FROM pages p JOIN documents d USING (document_id)"
         f" WHERE p.cleaned_text IS NOT NULL AND {where} ORDER BY p.document_id, p.page_number",
         *args,
     )
@@ -199,7 +203,8 @@ async def _refind(
         return ReprocessResult("entities", version, len(rows), 0, True)
     events: list[EventBase] = []
     for row in rows:
-        spans = await asyncio.to_thread(find, row["cleaned_text"])
+        context = document_dynasty(row["title"] or "", row["tags"] or ())
+        spans = await asyncio.to_thread(find, row["cleaned_text"], context_dynasty=context)
         events.append(
             PageEntities(
                 **_envelope(row, "entities", version, row["clean_event_id"]),

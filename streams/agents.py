@@ -48,6 +48,7 @@ from events.stage_results import text_edit as _text_edit
 from events.topics import Topics
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
+from streams.eras import document_dynasty
 from streams.pool import PoolClosed, RemoteTaskError, StagePool, TaskTimeout, WorkerDied
 
 if TYPE_CHECKING:
@@ -184,11 +185,15 @@ def read_page(source: PageSource, engine: str | None, layout: str) -> PageResult
     )
 
 
-def find_page_entities(cleaned_text: str) -> tuple[list[EntitySpan], str]:
-    """The entity stage on one page: spans as event records, and the model version."""
+def find_page_entities(
+    cleaned_text: str, context_dynasty: str | None = None
+) -> tuple[list[EntitySpan], str]:
+    """The entity stage on one page: spans as event records, and the model version.
+    ``context_dynasty`` is the document's own dynasty (settles ambiguous era names)."""
     from streams import entities
 
-    spans = [_entity_span(span) for span in entities.find_entities(cleaned_text)]
+    found = entities.find_entities(cleaned_text, context_dynasty=context_dynasty)
+    spans = [_entity_span(span) for span in found]
     return spans, _model_version(entities)
 
 
@@ -660,6 +665,7 @@ class StageRuntime:
             encoding=result.encoding,
             encoding_uncertain=result.encoding_uncertain,
             image_blob_key=image_key,
+            context_dynasty=document_dynasty(upload.title, upload.tags),
         )
 
     async def store_page_image(self, image: bytes) -> str:
@@ -712,6 +718,7 @@ class StageRuntime:
                 cleaned_text=str(_field(result, "cleaned_text")),
                 search_key=str(_field(result, "search_key")),
                 edits=[_text_edit(edit) for edit in _field(result, "edits", [])],
+                context_dynasty=event.context_dynasty,
             )
             await self.publish(self.topics.cleaned, cleaned)
 
@@ -724,7 +731,10 @@ class StageRuntime:
         with _bound(event):
             try:
                 spans, model_version = await self.in_pool(
-                    find_page_entities, event.cleaned_text, page_number=event.page_number
+                    find_page_entities,
+                    event.cleaned_text,
+                    event.context_dynasty,
+                    page_number=event.page_number,
                 )
             except StageFailure as failure:
                 await self.fail("entities", source, failure, event)

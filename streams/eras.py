@@ -449,3 +449,45 @@ def date_tail_length(text: str, pos: int) -> int:
     """Length of the year/month/day expression starting at ``pos`` (0 when there is none)."""
     match = DATE_TAIL.match(text, pos)
     return match.end() - pos if match else 0
+
+
+# After a one-character dynasty in a title, these mark it as the dynasty (漢書, 唐詩, 宋人)
+# rather than an ordinary character (金剛經, 周易, 元和郡縣志).
+_TITLE_DYNASTY_FOLLOW = set("書史朝代人詩詞文會紀志賦曲臣")
+_TITLE_DYNASTY_BEFORE = set("舊新前後南北東西大")
+_TITLE_SEPARATORS = set("·・•( （〔[【")
+
+
+def document_dynasty(title: str, tags: Iterable[str] = ()) -> str | None:
+    """The one dynasty a document names for itself, to settle its ambiguous era names.
+
+    A tag that is a dynasty name wins (the uploader said so); otherwise the title must name
+    exactly one regime: 舊唐書 → 唐, 宋史·岳飛傳 → 宋, 唐·韓愈文 → 唐. One-character names count
+    only where a title uses them as dynasties, so 金剛經, 周易 and 元和郡縣志 name none.
+    """
+    table = dynasty_table()
+    for tag in tags:
+        if tag.strip() in table:
+            return tag.strip()
+    found: set[str] = set()
+    names = sorted(table, key=len, reverse=True)
+    i = 0
+    while i < len(title):
+        name = next((n for n in names if title.startswith(n, i)), None)
+        if name is None:
+            i += 1
+            continue
+        after = title[i + len(name) : i + len(name) + 1]
+        before = title[i - 1] if i else ""
+        if (
+            len(name) > 1
+            or after in _TITLE_DYNASTY_FOLLOW
+            or before in _TITLE_DYNASTY_BEFORE
+            or (i == 0 and after in _TITLE_SEPARATORS)
+        ):
+            found.add(name)
+        i += len(name)
+    regimes = {table[name].canonical for name in found}
+    if len(regimes) != 1:
+        return None
+    return min(found, key=len)

@@ -163,6 +163,7 @@ class Producer:
         layout: str = "auto",
         partition: int | None = 0,
         media_type: str = "application/octet-stream",
+        title: str | None = None,
     ) -> DocumentUploaded:
         """Store `data` and publish its DocumentUploaded (no checks: the worker's job)."""
         sha = hashlib.sha256(data).hexdigest()
@@ -180,7 +181,7 @@ class Producer:
             size_bytes=len(data),
             media_type=media_type,
             filename=filename,
-            title=filename,
+            title=title or filename,
             owner="tests",
             layout=layout,
         )
@@ -455,6 +456,31 @@ async def test_a_corrupt_file_and_a_bomb_fail_and_the_next_upload_is_processed(
     (page,) = collector.of(good.document_id, PageText)
     assert page.source == "text" and page.encoding == "gb18030"
     assert cer(page.text, truth("lunyu-gb18030.txt")) == 0.0
+
+
+async def test_the_dynasty_a_title_names_settles_an_ambiguous_era(
+    producer: Producer, collector: Collector
+) -> None:
+    text = "建武元年夏六月，即皇帝位。".encode()
+    titled = await producer.upload(text, filename="a.txt", title="後漢書·光武帝紀")
+    untitled = await producer.upload(text, filename="b.txt", title="雜抄")
+    await collector.document_done(titled.document_id, 1)
+    await collector.document_done(untitled.document_id, 1)
+
+    def era(document_id: str) -> tuple[str | None, int | None, int | None]:
+        (page,) = collector.of(document_id, PageText)
+        (cleaned,) = collector.of(document_id, PageCleaned)
+        (found,) = collector.of(document_id, PageEntities)
+        assert cleaned.context_dynasty == page.context_dynasty
+        (date,) = [e for e in found.entities if e.type == "ERA_DATE"]
+        return page.context_dynasty, date.year_from, date.year_to
+
+    # 建武 was the era of several regimes: the document's own dynasty picks 25 CE ...
+    assert era(titled.document_id) == ("後漢", 25, 25)
+    # ... and without one the stage reports the range instead of guessing.
+    dynasty, year_from, year_to = era(untitled.document_id)
+    assert dynasty is None and year_from is not None and year_to is not None
+    assert year_from <= 25 < year_to
 
 
 async def test_an_undecodable_message_becomes_a_dead_letter_and_the_agent_goes_on(

@@ -3,6 +3,7 @@
 import pytest
 
 from streams.eras import (
+    document_dynasty,
     dynasty_matches,
     dynasty_table,
     era_table,
@@ -171,3 +172,29 @@ def test_taichu_is_the_famous_one() -> None:
     date = parse_era_date("太初元年")
     assert date is not None
     assert date.year == -104
+
+
+@pytest.mark.parametrize(
+    ("title", "tags", "dynasty"),
+    [
+        ("舊唐書·李白傳", (), "唐"),
+        ("宋史·岳飛傳", (), "宋"),
+        ("後漢書·光武帝紀", (), "後漢"),
+        ("唐·韓愈文集", (), "唐"),
+        ("新五代史", (), "五代"),
+        ("大唐西域記", (), "大唐"),
+        # one-character words that are not dynasties here
+        ("金剛經", (), None),
+        ("周易", (), None),
+        ("元和郡縣志", (), None),
+        # no dynasty, or two of them: nothing to settle with
+        ("史記", (), None),
+        ("宋元學案", (), None),
+        # the uploader's tag wins over the title
+        ("雜抄", ("明",), "明"),
+    ],
+)
+def test_document_dynasty_comes_from_a_tag_or_the_title(
+    title: str, tags: tuple[str, ...], dynasty: str | None
+) -> None:
+    assert document_dynasty(title, tags) == dynasty
