@@ -103,6 +103,21 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="API bind address.")
     api_port: int = Field(8000, description="API port.")
 
+    # --- health endpoints of the worker and projector --------------------------------
+    health_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the worker's and projector's /health and /metrics"
+        " (0.0.0.0 in a container).",
+    )
+    worker_health_port: int = Field(
+        0,
+        description="Worker /health/live, /health/ready, /metrics port; 0 = none. With"
+        " --processes N, worker i serves on this port + i.",
+    )
+    projector_health_port: int = Field(
+        0, description="Projector /health/live, /health/ready, /metrics port; 0 = none."
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field("INFO", description="Log level.")
     log_format: Literal["auto", "json", "console"] = Field(

@@ -9,10 +9,11 @@ agents, so an undecodable message becomes a ProcessingFailed instead of killing 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from events.topics import Topics
+from piaoxi.health import Check, CheckResult, HealthServer, broker_check
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 from streams import topology
@@ -111,14 +112,29 @@ def build_app(
 
         app.agent(faust_topics[spec.source], name=f"piaoxi.{name}")(run_agent)
 
+    started = False
+    health = None
+    if settings.worker_health_port:
+        health = HealthServer(
+            settings.health_host,
+            settings.worker_health_port,
+            _worker_checks(settings, runtime, lambda: started),
+        )
+
     @app.task
     async def _start_runtime() -> None:
+        nonlocal started
+        if health is not None:  # alive while warming up; ready once the runtime runs
+            await health.start()
         # Create the sink topics up front (sources are created by the consumer).
         for spec in topology.TOPICS:
             await faust_topics[spec.name].maybe_declare()
         await runtime.start()
+        started = True
 
     async def _stop_runtime(sender: Any, **kwargs: Any) -> None:
+        if health is not None:
+            await health.stop()
         await runtime.close()
 
     async def _assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
@@ -132,3 +148,21 @@ def build_app(
     app.on_before_shutdown.connect(cast(Any, _stop_runtime))
     app.on_partitions_assigned.connect(cast(Any, _assigned))
     return app, runtime
+
+
+def _worker_checks(
+    settings: Settings, runtime: StageRuntime, started: Callable[[], bool]
+) -> dict[str, Check]:
+    """Ready once the runtime has started, while no fatal error stopped it, its pool has
+    processes and the broker answers."""
+
+    async def stages() -> CheckResult:
+        if runtime.fatal is not None:
+            return CheckResult(False, f"fatal: {type(runtime.fatal).__name__}")
+        if not started():
+            return CheckResult(False, "starting")
+        if runtime.pool is not None and not runtime.pool.pids():
+            return CheckResult(False, "no pool processes")
+        return CheckResult(True)
+
+    return {"stages": stages, "broker": broker_check(settings.kafka_bootstrap)}

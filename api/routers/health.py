@@ -7,9 +7,9 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.broker import broker_ready
 from api.models import Health, HealthCheck
 from api.state import AppState
+from piaoxi.health import broker_ready
 
 router = APIRouter(prefix="/health", tags=["health"])
 

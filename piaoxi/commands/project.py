@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from piaoxi.health import Check, CheckResult, HealthServer, broker_check
 from piaoxi.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import asyncpg
+    from elasticsearch import AsyncElasticsearch
 
 project_app = typer.Typer(
     help="Projectors: Postgres read models and the search index, fed from the event log.",
@@ -70,12 +75,22 @@ async def run_projectors(
         client = create_client(settings)
         tasks["search"] = asyncio.create_task(SearchProjector(settings, pool, client).run(stop))
     log.info("projectors running", projectors=sorted(tasks))
+    health = None
+    if settings.projector_health_port:
+        health = HealthServer(
+            settings.health_host,
+            settings.projector_health_port,
+            _projector_checks(settings, pool, client, tasks),
+        )
+        await health.start()
     try:
         done, _ = await asyncio.wait(tasks.values(), return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
             task.result()  # raise the first failure
     finally:
         stop.set()
+        if health is not None:
+            await health.stop()
         results = await asyncio.gather(*tasks.values(), return_exceptions=True)
         if client is not None:
             await client.close()
@@ -84,6 +99,45 @@ async def run_projectors(
     for name, result in zip(tasks, results, strict=True):
         stats[name] = repr(result) if isinstance(result, BaseException) else vars(result)
     return stats
+
+
+def _projector_checks(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    search: AsyncElasticsearch | None,
+    tasks: dict[str, asyncio.Task[Any]],
+) -> dict[str, Check]:
+    """Ready while every projector task runs and what it writes to (and reads) answers."""
+
+    async def running() -> CheckResult:
+        ended = sorted(name for name, task in tasks.items() if task.done())
+        return CheckResult(not ended, f"ended: {', '.join(ended)}" if ended else None)
+
+    async def postgres() -> CheckResult:
+        try:
+            async with pool.acquire(timeout=2.0) as conn:
+                await conn.fetchval("SELECT 1", timeout=2.0)
+        except Exception as exc:  # any failure means not ready; the reason goes in detail
+            return CheckResult(False, type(exc).__name__)
+        return CheckResult(True)
+
+    checks: dict[str, Check] = {
+        "projectors": running,
+        "postgres": postgres,
+        "broker": broker_check(settings.kafka_bootstrap),
+    }
+    if search is not None:
+        client = search
+
+        async def search_server() -> CheckResult:
+            try:
+                ok = bool(await client.options(request_timeout=2.0).ping())
+            except Exception as exc:  # the client raises on transport errors
+                return CheckResult(False, type(exc).__name__)
+            return CheckResult(ok, None if ok else "no answer")
+
+        checks["search"] = search_server
+    return checks
 
 
 @project_app.callback()

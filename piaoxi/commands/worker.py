@@ -133,8 +133,12 @@ def supervise(stages: tuple[str, ...], processes: int, pool_size: int) -> int:
     restarts: dict[int, list[float]] = {}
 
     def start(slot: int) -> None:
+        child_env = env
+        if settings.worker_health_port:  # one health port per worker process
+            port = str(settings.worker_health_port + slot)
+            child_env = {**env, "PIAOXI_WORKER_HEALTH_PORT": port}
         child = subprocess.Popen(
-            command, env=env, start_new_session=True, preexec_fn=_term_with_parent
+            command, env=child_env, start_new_session=True, preexec_fn=_term_with_parent
         )
         children[slot] = child
         log.info("worker process started", slot=slot, pid=child.pid)

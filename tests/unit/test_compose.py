@@ -176,10 +176,18 @@ def test_prometheus_and_grafana_use_the_shared_monitoring_files(
     )
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     assert "/etc/prometheus/piaoxi-alerts.yml" in config["rule_files"]
-    targets = [
-        t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]
-    ]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = [t for sc in jobs["piaoxi-api"]["static_configs"] for t in sc["targets"]]
     assert "api:8000" in targets  # the compose service name and port of the API
+    # every worker and projector replica, found by the compose service names, on the
+    # health ports the services are given
+    env = services["worker"]["environment"]
+    worker_sd = jobs["piaoxi-worker"]["dns_sd_configs"][0]
+    assert worker_sd["names"] == ["worker"]
+    assert worker_sd["port"] == int(env["PIAOXI_WORKER_HEALTH_PORT"])
+    projector_sd = jobs["piaoxi-projector"]["dns_sd_configs"][0]
+    assert set(projector_sd["names"]) == {"projector", "search-projector"} <= set(services)
+    assert projector_sd["port"] == int(env["PIAOXI_PROJECTOR_HEALTH_PORT"])
 
     grafana = mounts("grafana")
     dashboard = Path(grafana["/var/lib/grafana/dashboards/piaoxi.json"])

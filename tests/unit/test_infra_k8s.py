@@ -69,6 +69,21 @@ def test_api_probes_hit_routes_the_api_serves() -> None:
     assert container["readinessProbe"]["httpGet"]["path"] in paths
 
 
+@pytest.mark.parametrize("name", ["piaoxi-worker", "piaoxi-projector"])
+def test_worker_and_projector_probes_hit_their_health_server(name: str) -> None:
+    deployment = next(d for d in _all_manifests() if d["metadata"]["name"] == name)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    (port,) = container["ports"]
+    config = next(d for d in _all_manifests() if d["kind"] == "ConfigMap")["data"]
+    variable = (
+        "PIAOXI_WORKER_HEALTH_PORT" if name == "piaoxi-worker" else "PIAOXI_PROJECTOR_HEALTH_PORT"
+    )
+    assert int(config[variable]) == port["containerPort"]
+    assert config["PIAOXI_HEALTH_HOST"] == "0.0.0.0"
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": port["name"]}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": port["name"]}
+
+
 def test_worker_autoscaler_targets_the_worker_deployment() -> None:
     hpas = [d for d in _all_manifests() if d["kind"] == "HorizontalPodAutoscaler"]
     targets = {h["spec"]["scaleTargetRef"]["name"] for h in hpas}
