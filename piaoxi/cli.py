@@ -57,3 +57,7 @@ _register()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":  # `python -m piaoxi.cli`, as well as the `piaoxi` script
+    main()
