@@ -431,14 +431,20 @@ async def create_backup(
     final = (out or default_backup_path(settings)).expanduser().absolute()
     if final.exists():
         raise BackupError(f"{final} exists already: choose another --out")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+    except OSError as exc:
+        raise BackupError(f"cannot create {final}: {_short(exc)}") from exc
     try:
         manifest = await _write_backup(settings, work, blobs=blobs, say=say)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         _fsync_dir(work)
         os.rename(work, final)
         _fsync_dir(final.parent)
+    except OSError as exc:  # disk full, permissions
+        shutil.rmtree(work, ignore_errors=True)
+        raise BackupError(f"writing the backup beside {final} failed: {_short(exc)}") from exc
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

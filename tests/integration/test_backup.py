@@ -6,6 +6,7 @@ unreachable object store are refused with one clear line."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 import subprocess
@@ -78,7 +79,8 @@ async def test_restore_after_losing_everything_catches_up_and_passes_the_replay_
 
     first = synthetic.histories(6, pages=2, seed=60)
     synthetic.publish(settings, first)
-    alice = await _upload(settings, "蘇軾字子瞻，眉州眉山人。\n", "alice")
+    text = f"蘇軾字子瞻，眉州眉山人。{settings.topic_prefix}\n"  # a blob of this test only
+    alice = await _upload(settings, text, "alice")
     await _project(settings, len(first) + 1)
     conn = await asyncpg.connect(settings.database_url)
     try:
@@ -87,15 +89,18 @@ async def test_restore_after_losing_everything_catches_up_and_passes_the_replay_
     finally:
         await conn.close()
 
-    made = await create_backup(settings, tmp_path / "backup")
+    made = await create_backup(settings, tmp_path / "backup", blobs=True)
     database = made.manifest["database"]
     assert database["counts"]["documents"] == 7
     assert database["events_applied"] == len(first) + 1
     assert database["api_tokens"] == {"total": 1, "active": 1}
     assert made.manifest["object_records"] == 2  # alice's dedupe and document records
     assert sorted(p.name for p in made.path.iterdir()) == sorted(
-        ["manifest.json", READ_MODEL_DUMP, "api_tokens.dump", RECORDS_FILE]
+        ["manifest.json", READ_MODEL_DUMP, "api_tokens.dump", RECORDS_FILE, "blobs", "blobs.jsonl"]
     )
+    blobs = made.manifest["blobs"]
+    assert blobs["count"] == 1  # alice's file; the synthetic uploads have no blobs stored
+    assert len(blobs["missing"]) == 6
 
     # the system goes on after the backup ...
     second = synthetic.histories(3, pages=2, seed=61)
@@ -115,6 +120,8 @@ async def test_restore_after_losing_everything_catches_up_and_passes_the_replay_
     client = object_store(settings)
     for key in _record_keys(settings):
         client.remove_object(settings.s3_bucket, key)
+    alice_blob = f"blobs/{hashlib.sha256(text.encode()).hexdigest()}"
+    client.remove_object(settings.s3_bucket, alice_blob)
 
     result = await restore_backup(settings, made.path)
     assert result.check.identical, result.check.differences
@@ -124,6 +131,8 @@ async def test_restore_after_losing_everything_catches_up_and_passes_the_replay_
     assert result.documents == 11
     assert result.tokens_restored == 1
     assert (result.records_restored, result.records_present) == (2, 0)
+    assert (result.blobs_restored, result.blobs_present) == (1, 0)
+    assert client.stat_object(settings.s3_bucket, alice_blob).size == len(text.encode())
     assert result.search_documents == 11 + 6 * 2 + 3 * 2  # documents + pages of 9 of them
     assert await digest(settings) == undisturbed
 
@@ -139,9 +148,7 @@ async def test_restore_after_losing_everything_catches_up_and_passes_the_replay_
         await conn.close()
     # the restored dedupe record makes alice's content known again
     async with Uploader(settings) as uploader:
-        again = await uploader.upload_bytes(
-            "蘇軾字子瞻，眉州眉山人。\n".encode(), filename="alice.txt", owner="alice"
-        )
+        again = await uploader.upload_bytes(text.encode(), filename="alice.txt", owner="alice")
     assert again.duplicate and again.document_id == alice
 
 
