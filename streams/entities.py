@@ -35,7 +35,11 @@ CJK = "\u3400-\u9fff\U00020000-\U0002ffff"
 SINGLE_DYNASTIES = "夏商周秦漢晉隋唐宋元明清遼金魏蜀吳梁陳齊"
 # A single-character dynasty name counts only in these surroundings (same rules as the
 # model's silver labels): 唐初, 宋時, 漢室, 明太祖 ...; 入宋，仕唐。; 唐貞觀; 漢丞相.
-_DYN_FOLLOW = set("初末時朝代亡興室主人軍兵太高世神仁英哲徽欽孝光寧理度")
+_DYN_FOLLOW = set("初末時朝代亡興室主人軍兵")
+# ... or the first character of a temple name (宋仁宗, 明太祖, 漢高帝): then the temple-name
+# ending must follow, or 陳仁玉 / 吳仁傑 at the head of a biography become 陳 + 仁玉.
+_DYN_RULER_FIRST = set("太高世神仁英哲徽欽孝光寧理度")
+_RULER_END = set("宗祖帝皇后")
 _DYN_AFTER_VERB = set("入仕事歸降於自及平滅")
 # At the head of a clause, 秦置…, 漢為…, 隋改…, 吳曰… (the history of a place).
 _DYN_CLAUSE_VERB = set("為屬置改曰都")
@@ -80,6 +84,19 @@ _SUBJECT = re.compile(rf"(?:^|(?<=[。\n]))([{CJK}]{{2,3}})(?=，字|者，)")
 _LINE_OPENING = re.compile(rf"(?:^|(?<=\n))([{CJK}]{{2,4}})(?=[，（(])")
 _NOT_IN_NAMES = set("之其於于以為而也者是年月日時歲初既先後明上下曰臣乃又自今故及與在有無不")
 _PLACE_ENDINGS = set("府州縣郡軍寺山江河湖城國鄉里宮殿樓閣門關")
+# The given name of a line-opening name (「周麟之，」「劉時可，」「張康國，」): looser than
+# _NOT_IN_NAMES, since the comma right after it already marks the name's end.
+_NOT_IN_GIVEN = set("其於于以為而也者是曰乃又故與在無不既今")
+_NOT_GIVEN_END = set("年月日時歲初後中末間人") | (_PLACE_ENDINGS - set("國里"))
+
+
+def _opening_given_name(given: str) -> bool:
+    if any(ch in _NOT_IN_GIVEN for ch in given) or given[-1] in _NOT_GIVEN_END:
+        return False
+    # 之 ends many names (周麟之, 趙挺之) but is a particle anywhere else.
+    return "之" not in given[:-1] and given != "之"
+
+
 _SURNAME = re.compile(rf"(?<=姓)([{CJK}])(?=氏|[，。；])")
 # 「，沛國譙人也」: the pieces of a place chain before 人 the word lists do not cover.
 _NATIVE_OF = re.compile(rf"(?<=[，。])([{CJK}]{{2,6}}?)(?=人(?:也)?[，。；])")
@@ -87,6 +104,24 @@ _NATIVE_STOP = set(
     "天下古時其夫小聖世後眾吾他何一二三四五門家主大故美婦庶野舍友工商農士宮僧道仙詩文行路外本異前"
 )
 _GENERAL = re.compile(r"([東西南北中前後左右征鎮安平撫奮建振揚威武寧龍虎驍驃車衛輔冠游]{2})將軍")
+# Han-style colonels and commandants with their fixed prefixes (步兵校尉, 奉車都尉, 假司馬).
+_COLONEL = re.compile(
+    r"(?:步兵|越騎|屯騎|射聲|長水|胡騎|虎賁|中壘|奉車|駙馬|騎都|票騎|驃騎|車騎|護軍|度遼"
+    r"|伏波|樓船|橫海|戊己|副|假)(?:校尉|都尉|將軍|中郎將|司馬)"
+)
+# Noble titles: a known place + 王/侯/郡王 ... (淮陰侯, 臨淄王, 汾陽郡王), a Zhou state or a
+# princely fief + 王/侯 (秦王, 燕王, 寧王), X王 in 即X王位.
+NOBLE_SUFFIXES = ("郡王", "郡公", "國公", "縣公", "縣侯", "王", "侯")
+ZHOU_STATES = "楚趙韓魯越鄭衛蔡曹許莒邾杞虞虢滕薛"  # not also an imperial dynasty
+_FIEFS = "秦齊燕魏吳晉宋陳梁代寧" + ZHOU_STATES
+_STATE_NOBLE = re.compile(rf"(?<![{CJK}])([{_FIEFS}](?:王|侯))(?=[{CJK}])")
+_ENTHRONED = re.compile(rf"(?<=即)([{CJK}]{{1,2}}王)(?=位)")
+# A commissioner title with its circuit or army (范陽節度使, 義成軍節度使).
+_COMMISSIONER = "節度使"
+# A Zhou state as a place: 楚將, 趙人, 為趙宦者令, 客吳、越、齊、趙間, 春秋屬吳.
+_STATE_LEFT = set("於之即屬客伐入奔至事仕在歸適如朝使聘救侵圍滅為生")
+_STATE_RIGHT = set("人之將王侯公君師國相，、。；地都")
+_PREFECTURE_LIST = re.compile(rf"((?:[{CJK}]、)+[{CJK}])等?[二三四五六七八九十]+[州郡]")
 _TODAY = re.compile(rf"（今(?:屬)?([{CJK}]{{2,8}})）")
 
 
@@ -132,6 +167,7 @@ MODEL_VERSION = f"gazetteer-{gazetteer_version()}+ner-{_model_version()}"
 class Gazetteer:
     surnames: frozenset[str]
     words: dict[str, str]  # surface → type
+    given: frozenset[str]  # two-character given names (no entity type)
     lengths: dict[str, tuple[int, ...]]  # first character → word lengths, longest first
     era_lengths: dict[str, tuple[int, ...]]
 
@@ -140,10 +176,14 @@ class Gazetteer:
 def gazetteer() -> Gazetteer:
     words: dict[str, str] = {}
     surnames: set[str] = set()
+    given: set[str] = set()
     with (DATA_DIR / "gazetteer.tsv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             if row["type"] == "SURNAME":
                 surnames.add(eras.fold_variants(row["surface"]))
+                continue
+            if row["type"] == "GIVEN":
+                given.add(eras.fold_variants(row["surface"]))
                 continue
             words[row["surface"]] = row["type"]
             words.setdefault(eras.fold_variants(row["surface"]), row["type"])
@@ -159,6 +199,7 @@ def gazetteer() -> Gazetteer:
     return Gazetteer(
         frozenset(surnames),
         words,
+        frozenset(given),
         {k: tuple(sorted(v, reverse=True)) for k, v in lengths.items()},
         {k: tuple(sorted(v, reverse=True)) for k, v in era_lengths.items()},
     )
@@ -229,6 +270,13 @@ def _single_dynasty(text: str, i: int, g: Gazetteer) -> bool:
     nxt = text[i + 1] if i + 1 < len(text) else ""
     if not nxt:
         return prev in _DYN_AFTER_VERB
+    if (
+        prev in ("", "\n")
+        and _is_cjk(text[i + 2 : i + 3])
+        and text[i + 3 : i + 4] in ("，", "（", "(")
+        and text[i + 2] not in _RULER_END
+    ):
+        return False  # 陳朝老，… opens a biography: a name, not the dynasty 陳
     if _era_date_at(text, i + 1, g):
         return True
     following = _word_at(text, i + 1, g)
@@ -237,6 +285,9 @@ def _single_dynasty(text: str, i: int, g: Gazetteer) -> bool:
     if following is not None and g.words[following] == "PERSON" and not _is_cjk(prev):
         return True  # 唐杜甫, 漢景帝
     if (nxt in _DYN_FOLLOW or nxt in _DYN_CLAUSE_VERB) and not _is_cjk(prev):
+        return True
+    after = text[i + 2] if i + 2 < len(text) else ""
+    if nxt in _DYN_RULER_FIRST and after in _RULER_END and not _is_cjk(prev):
         return True
     return prev in _DYN_AFTER_VERB and nxt in _DYN_VERB_FOLLOW
 
@@ -317,17 +368,26 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
         out.append(
             Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.7, source="pattern")
         )
+    for m in _COLONEL.finditer(text):
+        out.append(
+            Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.7, source="pattern")
+        )
+    out.extend(_noble_and_state_spans(text, known))
     surnames = gazetteer().surnames
     for m in _LINE_OPENING.finditer(text):
         a, b = m.start(1), m.end(1)
         name = m[1]
         surname = name[:2] if name[:2] in surnames else name[0] if name[0] in surnames else ""
+        if name[0] == "釋" and len(name) <= 4:
+            surname = "釋"  # a monk: 釋宗本，…
         if (
             not surname
             or not 1 <= len(name) - len(surname) <= 2
-            or any(ch in _NOT_IN_NAMES for ch in name)
-            or name[-1] in _PLACE_ENDINGS
-            or any(k.start < b and a < k.end and k.type != "PERSON" for k in known)
+            or not _opening_given_name(name[len(surname) :])
+            or any(
+                k.start < b and a < k.end and k.type != "PERSON" and not _inside(k, a, b)
+                for k in known
+            )
         ):
             continue
         out.append(Entity("PERSON", name, a, b, confidence=0.7, source="pattern"))
@@ -345,6 +405,75 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
                 piece = text[k.end : stop]
                 out.append(Entity("PLACE", piece, k.end, stop, confidence=0.6, source="pattern"))
     return out
+
+
+def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
+    """Noble titles (淮陰侯, 汾陽郡王, 秦王, 即吳王位), circuit commissioners (范陽節度使) and
+    Zhou states as places (楚將, 趙人, 屬吳)."""
+    out: list[Entity] = []
+
+    def title(a: int, b: int, confidence: float = 0.7) -> None:
+        out.append(
+            Entity("OFFICIAL_TITLE", text[a:b], a, b, confidence=confidence, source="pattern")
+        )
+
+    for k in known:
+        if k.type != "PLACE":
+            continue
+        a, b = k.start, k.end
+        if k.surface[-1] in "郡縣" and text[b : b + 1] in ("王", "公", "侯"):
+            title(a, b + 1)
+            continue
+        suffix = next((x for x in NOBLE_SUFFIXES if text.startswith(x, b)), "")
+        if suffix and _word_at(text, b, gazetteer()) is not None:
+            suffix = ""  # 福建侯官: 侯官 is the next place
+        if suffix and not text.startswith(("王府", "侯府", "王國", "侯國"), b):
+            title(a, b + len(suffix))
+        elif text.startswith(_COMMISSIONER, b) or (
+            text[b : b + 1] == "軍" and text.startswith(_COMMISSIONER, b + 1)
+        ):
+            title(a, text.index(_COMMISSIONER, b) + len(_COMMISSIONER))
+    for m in _STATE_NOBLE.finditer(text):
+        title(m.start(1), m.end(1), 0.6)
+    for m in _ENTHRONED.finditer(text):
+        if m[1] != "皇帝":
+            title(m.start(1), m.end(1), 0.6)
+    states: set[int] = set()
+    for i, ch in enumerate(text):
+        if ch not in ZHOU_STATES:
+            continue
+        left = text[i - 1] if i > 0 else ""
+        right = text[i + 1] if i + 1 < len(text) else ""
+        if (not _is_cjk(left) or left in _STATE_LEFT) and (not right or right in _STATE_RIGHT):
+            states.add(i)
+    for i, ch in enumerate(text):
+        # States that were also imperial dynasties: 屬吳，; 為秦將; beside a state (吳、越).
+        if ch not in _FIEFS or i in states:
+            continue
+        left = text[i - 1] if i > 0 else ""
+        right = text[i + 1] if i + 1 < len(text) else ""
+        if (
+            (left == "屬" and not _is_cjk(right))
+            or (left in "為即" and right == "將")
+            or (right == "、" and i + 2 in states)
+            or (left == "、" and i - 2 in states)
+        ):
+            states.add(i)
+    out.extend(Entity("PLACE", text[i], i, i + 1, confidence=0.6, source="pattern") for i in states)
+    # 取瀛、莫二州; 割幽、薊等十六州: single-character prefectures before their count.
+    for m in _PREFECTURE_LIST.finditer(text):
+        out.extend(
+            Entity("PLACE", text[i], i, i + 1, confidence=0.6, source="pattern")
+            for i in range(m.start(1), m.end(1), 2)
+        )
+    return out
+
+
+def _inside(k: Entity, a: int, b: int) -> bool:
+    """A shorter place or dynasty strictly inside [a, b) (王庭 in 王庭揚，…)."""
+    return (
+        k.type in ("PLACE", "DYNASTY") and a <= k.start and k.end <= b and k.end - k.start < b - a
+    )
 
 
 def _resolve_era_dates(text: str, spans: list[Entity], context_dynasty: str | None) -> list[Entity]:
@@ -432,7 +561,7 @@ def _trim(span: Entity, used: bytearray, text: str) -> Entity | None:
                 best = (run, i)
             run = i + 1
     a, b = best
-    if b - a < (2 if span.type == "PERSON" else 1):
+    if b - a < 2:
         return None
     return Entity(span.type, text[a:b], a, b, None, None, None, span.confidence, span.source)
 
@@ -441,10 +570,61 @@ def _model_spans(text: str) -> list[Entity]:
     tagger = _tagger()
     if tagger is None or not text.strip():
         return []
-    return [
-        Entity(s.type, s.surface, s.start, s.end, confidence=float(s.confidence), source="model")
-        for s in tagger.tag(text)
-    ]
+    return tidy_model_spans(
+        text,
+        [
+            Entity(
+                s.type, s.surface, s.start, s.end, confidence=float(s.confidence), source="model"
+            )
+            for s in tagger.tag(text)
+        ],
+    )
+
+
+# Model spans of one character are mostly wrong (a surname cut from its name, 南 of 南郊);
+# a bare given name (亮, 權) is kept only in the places a reference to a person takes.
+_MODEL_SINGLE_LEFT = set("，。；：、「封詣命勸使令遣召拜謂從徵")
+_MODEL_SINGLE_RIGHT = set("以與率上入拜既遂出奏為大悉亦乃嘗遇躬")
+_NAME_TAIL_STOP = set("等之其於以為與曰也者而及皆")
+
+
+def tidy_model_spans(text: str, spans: list[Entity]) -> list[Entity]:
+    """Clean the model's spans: no bracketless BOOK (the 《》 pattern finds books), no
+    single characters except a given name in a reference position, no 等 at the end of a
+    name, and a name cut after its second character completed from the given-name list
+    (劉禹 + 錫 when 禹錫 is a known given name)."""
+    g = gazetteer()
+    out: list[Entity] = []
+    for e in spans:
+        a, b = e.start, e.end
+        if e.type == "BOOK":
+            continue
+        if b - a == 1:
+            left = text[a - 1] if a > 0 else "，"
+            right = text[b] if b < len(text) else ""
+            if not (
+                e.type == "PERSON"
+                and e.surface not in g.surnames
+                and left in _MODEL_SINGLE_LEFT
+                and right in _MODEL_SINGLE_RIGHT
+            ):
+                continue
+        if e.type == "PERSON" and b - a >= 3 and text[b - 1] in _NAME_TAIL_STOP:
+            b -= 1
+        if e.type == "PERSON" and b - a in (2, 3):
+            head = 2 if b - a == 3 and text[a : a + 2] in g.surnames else 1
+            given = text[a + head : b + 1]
+            if (
+                b - a - head == 1
+                and text[a : a + head] in g.surnames
+                and given in g.given
+                and b < len(text)
+            ):
+                b += 1
+        if (a, b) != (e.start, e.end):
+            e = Entity(e.type, text[a:b], a, b, confidence=e.confidence, source=e.source)
+        out.append(e)
+    return out
 
 
 def merge(text: str, gazetteer_found: list[Entity], model_found: list[Entity]) -> list[Entity]:

@@ -114,6 +114,31 @@ def surnames() -> list[str]:
     return sorted(w for w in out if w and w != "百家姓")
 
 
+# Given names that are more often words: never used to lengthen a name.
+STOP_GIVEN = {"天下", "北山", "順德", "昭宗", "景宗", "則天", "相時", "威降"}
+
+
+def given_names(family: set[str]) -> dict[str, str]:
+    """Two-character given names: udkanbun's name list and the given names of the Song
+    biography subjects (training data; the held-out Tang biographies are never read)."""
+    from streams.ner import silver
+
+    out: dict[str, str] = {}
+    for g in lexicon.udkanbun_names().given_names:
+        if len(g) == 2 and all(0x3400 <= ord(ch) <= 0x9FFF for ch in g):
+            out.setdefault(g, "udkanbun")
+    for name, _ in silver.song_biographies(silver.poetry_root()):
+        if len(name) == 3 and name[0] in family and name[0] != "釋":
+            given = name[1:]
+        elif len(name) == 4 and name[:2] in family:
+            given = name[2:]
+        else:
+            continue
+        if all(0x3400 <= ord(ch) <= 0x9FFF for ch in given):
+            out.setdefault(given, "song-bios")
+    return {g: s for g, s in sorted(out.items()) if g not in STOP_GIVEN}
+
+
 def build() -> list[tuple[str, str, str]]:
     rows: dict[str, tuple[str, str]] = {}
 
@@ -144,7 +169,11 @@ def build() -> list[tuple[str, str, str]]:
             add(w, "PLACE", "udkanbun")
     entries = [(w, t, s) for w, (t, s) in rows.items()]
     # SURNAME rows are no entity type: the biography-opening pattern uses them.
-    entries.extend((w, "SURNAME", "baijiaxing") for w in surnames())
+    family = surnames()
+    entries.extend((w, "SURNAME", "baijiaxing") for w in family)
+    # GIVEN rows (no entity type either): two-character given names, with which the stage
+    # completes a model name cut after its second character (劉禹 + 錫).
+    entries.extend((w, "GIVEN", s) for w, s in given_names(set(family)).items())
     return sorted(entries, key=lambda r: (r[1], r[0]))
 
 
