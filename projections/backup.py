@@ -107,7 +107,8 @@ class CheckResult:
 class RestoreResult:
     path: Path
     created_at: str
-    documents: int
+    backup_documents: int  # in the backup
+    documents: int  # after catching up
     restored_events: int  # events the backup's checkpoints had applied
     caught_up: int  # events after the backup, applied from the log
     check: CheckResult
@@ -826,6 +827,7 @@ async def restore_backup(
     return RestoreResult(
         path=path,
         created_at=manifest["created_at"],
+        backup_documents=database["counts"]["documents"],
         documents=documents,
         restored_events=database["events_applied"],
         caught_up=caught_up,

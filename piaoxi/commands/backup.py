@@ -137,9 +137,14 @@ def restore(
         table = Table(title=f"restore of {result.path.name} (made {result.created_at})")
         table.add_column("what")
         table.add_column("result", overflow="fold")
-        table.add_row("documents restored", str(result.documents))
-        table.add_row("events in the backup", str(result.restored_events))
-        table.add_row("caught up from the log", f"{result.caught_up} events")
+        table.add_row(
+            "restored",
+            f"{result.backup_documents} documents, {result.restored_events} events applied",
+        )
+        table.add_row(
+            "caught up from the log",
+            f"{result.caught_up} events; {result.documents} documents now",
+        )
         verdict = (
             "[green]identical[/]"
             if check.identical
