@@ -350,7 +350,10 @@ async def broker_log_end(settings: Settings, timeout_s: float = 30.0) -> dict[Pa
     from projections.tracking import ensure_topics
 
     topics = Topics.from_settings(settings).event_topics()
-    await asyncio.to_thread(ensure_topics, settings, topics)
+    try:
+        await asyncio.to_thread(ensure_topics, settings, topics)
+    except Exception as exc:
+        raise BackupError(f"broker {settings.kafka_bootstrap} unreachable: {_short(exc)}") from exc
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
@@ -716,6 +719,8 @@ async def restore_backup(
             f"the backup has read-model migration {database['migration_version']}, this piaoxi"
             f" knows up to {newest}: restore it with a newer piaoxi"
         )
+    say("checking the broker")
+    await broker_log_end(settings)  # fail before touching the database when it is down
     lap("verify")
 
     await _ensure_database(settings)

@@ -243,3 +243,23 @@ async def test_backup_with_the_object_store_down_fails_and_leaves_nothing(
     assert "unreachable" in failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1, failed.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_restore_with_the_broker_down_is_refused_before_touching_the_database(
+    settings: Settings, tmp_path: Path
+) -> None:
+    events = synthetic.histories(1, pages=1, seed=66)
+    synthetic.publish(settings, events)
+    await _project(settings, len(events))
+    made = await create_backup(settings, tmp_path / "backup")
+    await _sql(settings, "DROP SCHEMA readmodel CASCADE")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    down = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
+    with pytest.raises(BackupError, match=f"broker 127.0.0.1:{port} unreachable"):
+        await restore_backup(down, made.path)
+    assert (
+        await _sql(settings, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'readmodel%'")
+        == 0
+    )
