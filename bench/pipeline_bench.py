@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.procstat import cpu_seconds  # noqa: E402
+from bench.profiling import Profiles  # noqa: E402
 from events import PageCleaned, PageEntities, PageText, ProcessingFailed  # noqa: E402
 from piaoxi.settings import Settings  # noqa: E402
 from tests.integration.test_pipeline import (  # noqa: E402
@@ -150,7 +151,12 @@ async def _started(worker: WorkerProcess) -> None:
         await asyncio.sleep(0.2)
 
 
-async def pipeline_ocr(settings: Settings, pages: list[bytes], log_dir: Path) -> dict[str, Any]:
+async def pipeline_ocr(
+    settings: Settings, pages: list[bytes], log_dir: Path, *, profiles: Profiles | None = None
+) -> dict[str, Any]:
+    """Pages/s and CPU s/page of a `--stages extract` worker; with `profiles`, a py-spy
+    profile of the worker and its pool while it reads the pages."""
+    profiles = profiles or Profiles(None)
     worker = WorkerProcess(settings, "--stages", "extract", log_path=log_dir / "extract.log")
     worker.start()
     try:
@@ -163,6 +169,7 @@ async def pipeline_ocr(settings: Settings, pages: list[bytes], log_dir: Path) ->
             )
             assert worker.process is not None
             cpu_before = cpu_seconds([worker.process.pid])
+            profiles.start("ocr-worker", worker.process.pid)
             start = datetime.now(UTC)
             uploads = [
                 await producer.upload(page, filename=f"page{i}.png", partition=None)
@@ -176,6 +183,7 @@ async def pipeline_ocr(settings: Settings, pages: list[bytes], log_dir: Path) ->
                 ) == len(ids)
 
             await collector.wait_for(done, timeout=1800, what="every page")
+            profiles.stop()
             produced = [e for e in collector.events if e.document_id in ids]
             texts = [e for e in produced if isinstance(e, PageText)]
             failed = [e for e in produced if isinstance(e, ProcessingFailed)]
@@ -190,6 +198,7 @@ async def pipeline_ocr(settings: Settings, pages: list[bytes], log_dir: Path) ->
                 "pages_per_s": len(pages) / elapsed,
             }
     finally:
+        profiles.stop()
         worker.stop()
         report_pool_stats(worker)
 

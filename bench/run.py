@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 import psutil  # noqa: E402
 
+from bench.profiling import Profiles  # noqa: E402
 from piaoxi.settings import Settings  # noqa: E402
 
 ROLES = ("worker", "project", "api")
@@ -178,7 +179,12 @@ def base_settings() -> Settings:
 
 
 async def end_to_end(
-    base: Settings, processes: int, documents: int, log_dir: Path, sampler: Sampler
+    base: Settings,
+    processes: int,
+    documents: int,
+    log_dir: Path,
+    sampler: Sampler,
+    profiles: Profiles | None = None,
 ) -> dict[str, Any]:
     from bench.harness import (
         Deployment,
@@ -193,6 +199,7 @@ async def end_to_end(
     from piaoxi.stack import create_database, drop_isolated, isolated_settings
     from tests.integration.test_pipeline import create_topics
 
+    profiles = profiles or Profiles(None)
     settings = isolated_settings(base, f"bench{uuid.uuid4().hex[:6]}")
     create_database(settings)
     await create_topics(settings)
@@ -200,7 +207,7 @@ async def end_to_end(
     sampler.phase = f"e2e-{processes}"
     try:
         worker = deployment.worker("--processes", str(processes))
-        deployment.projector()
+        projector = deployment.projector()
         started_line = '"stage runtime started"'
         deadline = time.monotonic() + 300
         while worker.log_text().count("stage runtime started") < processes:
@@ -219,6 +226,10 @@ async def end_to_end(
             stack_before = stack_cpu_s(base)
             sampler.sample(psutil.Process())
             ours_before = sampler.cpu_s(sampler.phase)
+            name = f"e2e-{processes}"
+            profiles.start(f"{name}-worker", worker.pid)
+            profiles.start(f"{name}-project", projector.pid)
+            profiles.start(f"{name}-uploader", os.getpid())
             limiter = asyncio.Semaphore(16)
             latencies: list[float] = []
 
@@ -234,15 +245,19 @@ async def end_to_end(
                     latencies.append(time.perf_counter() - t)
                     return result.document_id
 
+            own_cpu = _own_cpu_s()
             started = time.perf_counter()
             ids = await asyncio.gather(*(one(n) for n in range(1, documents + 1)))
             uploaded_s = time.perf_counter() - started
+            # this process's CPU while it uploaded (the uploader; the sampler is a trifle)
+            uploader_cpu = _own_cpu_s() - own_cpu
         state = await wait_projected(
             settings, ids, timeout=3600, deployment=deployment, poll_s=0.25
         )
         seconds = time.perf_counter() - started
         stack_after = stack_cpu_s(base)
         sampler.sample(psutil.Process())
+        profiles.stop()
         ours = {
             role: round(cpu - ours_before.get(role, 0.0), 1)
             for role, cpu in sampler.cpu_s(sampler.phase).items()
@@ -254,6 +269,9 @@ async def end_to_end(
         await asyncio.gather(*(asyncio.to_thread(store_blobs, settings, c) for c in chunks))
         events = [upload_event(b, filename=f"b{n}.txt") for n, b in enumerate(blobs)]
         before_backlog = sampler.cpu_s(sampler.phase)
+        stack_before_backlog = stack_cpu_s(base)
+        profiles.start(f"{name}-backlog-worker", worker.pid)
+        profiles.start(f"{name}-backlog-project", projector.pid)
         backlog_started = time.perf_counter()
         await publish_uploads(settings, events)
         backlog = await wait_projected(
@@ -265,10 +283,15 @@ async def end_to_end(
         )
         backlog_s = time.perf_counter() - backlog_started
         sampler.sample(psutil.Process())
+        stack_after_backlog = stack_cpu_s(base)
+        profiles.stop()
         backlog_cpu = {
             role: round(cpu - before_backlog.get(role, 0.0), 1)
             for role, cpu in sampler.cpu_s(sampler.phase).items()
         }
+        ours["uploader"] = round(uploader_cpu, 1)
+        stack = _delta(stack_before, stack_after)
+        backlog_stack = _delta(stack_before_backlog, stack_after_backlog)
         return {
             "worker_processes": processes,
             "documents": documents,
@@ -279,29 +302,47 @@ async def end_to_end(
             # CPU seconds spent while the documents went through (start-up excluded)
             "cpu_s": ours,
             "worker_cpu_ms_per_document": round(1000 * ours.get("worker", 0.0) / documents, 1),
-            "stack_cpu_s": {
-                k: round(stack_after[k] - v, 1) for k, v in stack_before.items() if k in stack_after
-            },
+            "stack_cpu_s": stack,
+            "cpu_ms_per_document": _per_document({**ours, **stack}, documents),
             "backlog": {
                 "documents": documents,
                 "failed": backlog.failed,
                 "seconds": round(backlog_s, 2),
                 "documents_per_hour": round(documents / backlog_s * 3600),
                 "cpu_s": backlog_cpu,
+                "stack_cpu_s": backlog_stack,
+                "cpu_ms_per_document": _per_document({**backlog_cpu, **backlog_stack}, documents),
             },
         }
     finally:
+        profiles.stop()
         deployment.stop()
         sampler.phase = "setup"
         with contextlib.suppress(Exception):
             drop_isolated(settings)
 
 
+def _own_cpu_s() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - v, 1) for k, v in before.items() if k in after}
+
+
+def _per_document(cpu_s: dict[str, float], documents: int) -> dict[str, float]:
+    """CPU milliseconds per document of each role (piaoxi's and the stack's processes)."""
+    return {role: round(1000 * s / documents, 2) for role, s in cpu_s.items()}
+
+
 # --------------------------------------------------------------------------------------
 # 2-5: the component benches, by import
 
 
-async def ocr(pages_count: int, log_dir: Path, sampler: Sampler) -> dict[str, Any]:
+async def ocr(
+    pages_count: int, log_dir: Path, sampler: Sampler, profiles: Profiles | None = None
+) -> dict[str, Any]:
     from bench import pipeline_bench as pb
     from piaoxi.stack import drop_isolated
     from tests.integration.test_pipeline import SAMPLES, create_topics
@@ -324,7 +365,7 @@ async def ocr(pages_count: int, log_dir: Path, sampler: Sampler) -> dict[str, An
 
     try:
         raw_before = await asyncio.to_thread(raw_engine)
-        pipeline = await pb.pipeline_ocr(settings, pages, log_dir)
+        pipeline = await pb.pipeline_ocr(settings, pages, log_dir, profiles=profiles)
         raw_after = await asyncio.to_thread(raw_engine)
     finally:
         sampler.phase = "setup"
@@ -457,7 +498,11 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 
 
-def run(quick: bool, out: Path, only: set[str] | None = None) -> dict[str, Any]:
+def run(
+    quick: bool, out: Path, only: set[str] | None = None, *, profile: bool = False
+) -> dict[str, Any]:
+    """The benchmark; with `profile`, py-spy profiles of the timed parts go to
+    `<out>/profile/` (bench/profiling.py)."""
     mode = "quick" if quick else "full"
     size = SIZES[mode]
     report: dict[str, Any] = {
@@ -483,15 +528,17 @@ def run(quick: bool, out: Path, only: set[str] | None = None) -> dict[str, Any]:
             report["errors"][name] = f"{type(exc).__name__}: {exc}"
         print(f"[bench] {name} {time.perf_counter() - t:.0f}s", file=sys.stderr, flush=True)
 
+    profiles = Profiles(out / "profile" if profile else None)
     with tempfile.TemporaryDirectory(prefix="piaoxi-bench-") as tmp, Sampler() as sampler:
         log_dir = Path(tmp)
         step(
             "end_to_end",
             lambda: [
-                asyncio.run(end_to_end(base, k, size["e2e"], log_dir, sampler)) for k in (1, 2)
+                asyncio.run(end_to_end(base, k, size["e2e"], log_dir, sampler, profiles))
+                for k in (1, 2)
             ],
         )
-        step("ocr", lambda: asyncio.run(ocr(size["ocr"], log_dir, sampler)))
+        step("ocr", lambda: asyncio.run(ocr(size["ocr"], log_dir, sampler, profiles)))
         step("projection", lambda: projection(base, *size["proj"]))
         documents, pages, seconds = size["search"]
         step("search", lambda: search(base, documents, pages, seconds, sampler))
@@ -508,6 +555,8 @@ def run(quick: bool, out: Path, only: set[str] | None = None) -> dict[str, Any]:
         report["backlog_scaling_1_to_2_workers"] = round(
             e2e[1]["backlog"]["documents_per_hour"] / e2e[0]["backlog"]["documents_per_hour"], 2
         )
+    if profiles.written:
+        report["profiles"] = [str(p.relative_to(out)) for p in profiles.written]
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["seconds"] = round(time.perf_counter() - started)
     out.mkdir(parents=True, exist_ok=True)
@@ -616,9 +665,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench", help="Report folder.")
     parser.add_argument("--only", default="", help="Comma-separated parts (for debugging).")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy profiles of worker, projector and uploader into <out>/profile/.",
+    )
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
-    report = run(args.quick, args.out, only)
+    report = run(args.quick, args.out, only, profile=args.profile)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:

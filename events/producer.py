@@ -56,15 +56,13 @@ from events.records import (
     utc_now,
 )
 from events.sniff import describe_unsupported, sniff_media_type
-from events.topics import Topics
+from events.topics import TOPIC_PARTITIONS, Topics
 from piaoxi.log import get_logger
 
 if TYPE_CHECKING:
     from piaoxi.settings import Settings
 
 STAGE_VERSION = "1.0.0"
-# Partitions of a topic the producer has to create (the worker creates the same number).
-TOPIC_PARTITIONS = 8
 VISIBILITIES = ("private", "public")
 LAYOUTS = ("auto", "horizontal", "vertical")
 OCR_ENGINES = ("rapidocr", "tesseract")

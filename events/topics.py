@@ -1,10 +1,18 @@
-"""The one place that knows topic names. Every topic is keyed by document_id."""
+"""The one place that knows topic names and how many partitions a topic gets. Every topic
+is keyed by document_id."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from piaoxi.settings import Settings
+
+# Partitions of every event topic piaoxi creates (the uploader, the worker, the projector
+# and the tests create missing topics with this count; existing topics keep theirs). It is
+# the most worker processes that can share one stage, and the events of one document stay
+# in one partition (keyed by document_id). On the local broker every partition written in
+# a produce request costs a few object-store writes, so more partitions cost more there.
+TOPIC_PARTITIONS = 8
 
 
 @dataclass(frozen=True)

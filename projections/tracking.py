@@ -26,6 +26,7 @@ import asyncpg
 
 from events.codec import EventCodec, UndecodableEvent
 from events.records import EventBase
+from events.topics import TOPIC_PARTITIONS
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 from projections.postgres import BatchOutcome, Delivered
@@ -34,9 +35,6 @@ log = get_logger(__name__)
 
 Partition = tuple[str, int]
 """(topic, partition)."""
-
-TOPIC_PARTITIONS = 8
-"""Partitions of event topics created here when missing (the worker uses the same)."""
 
 SWAP_LOCK = 0x7069_616F_0008
 """Advisory lock: live projector transactions hold it shared, a rebuild's schema swap

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from events.topics import Topics
+from events.topics import TOPIC_PARTITIONS, Topics
 from piaoxi.health import Check, CheckResult, HealthServer, broker_check
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
     from streams.agents import StageRuntime
 
 log = get_logger(__name__)
-
-# Partitions of the topics the worker creates when they do not exist yet. The number of
-# partitions is the most workers that can share one stage.
-TOPIC_PARTITIONS = 8
 
 
 def broker_urls(bootstrap: str) -> list[str]:

@@ -21,6 +21,12 @@ def bench(
         "--only",
         help="Comma-separated parts: end_to_end, ocr, projection, search, upload.",
     ),
+    profile: bool = typer.Option(
+        False,
+        "--profile",
+        help="py-spy profiles (dev extra) of worker, projector and uploader while timed,"
+        " written to <out>/profile/ with a summary of each.",
+    ),
 ) -> None:
     """End-to-end documents/hour (1 and 2 workers), OCR pipeline vs raw engine, projection
     and replay events/s, search latency at 10/50/100 clients, upload latency, peak RSS —
@@ -39,6 +45,8 @@ def bench(
         argv.append("--json")
     if only:
         argv += ["--only", only]
+    if profile:
+        argv.append("--profile")
     main(argv)
 
 
