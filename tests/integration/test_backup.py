@@ -263,3 +263,23 @@ async def test_restore_with_the_broker_down_is_refused_before_touching_the_datab
         await _sql(settings, "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'readmodel%'")
         == 0
     )
+
+
+async def test_a_backup_that_disagrees_with_the_log_fails_the_replay_check(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A read model that went wrong (a bug, a hand edit) before the backup: the restored
+    copy differs from a rebuild of the same offsets, so it is not swapped in."""
+    events = synthetic.histories(2, pages=1, seed=67)
+    synthetic.publish(settings, events)
+    await _project(settings, len(events))
+    await _sql(settings, "UPDATE readmodel.documents SET title = 'edited by hand'")
+    made = await create_backup(settings, tmp_path / "backup")
+    await _sql(settings, "DROP SCHEMA readmodel CASCADE")
+
+    failed = _cli(settings, "restore", str(made.path), "--no-search")
+    assert failed.returncode != 0
+    assert "differences in documents" in failed.stdout
+    assert "replay check failed" in failed.stderr
+    assert await _sql(settings, "SELECT count(*) FROM readmodel_restore_rejected.documents") == 2
+    assert await _sql(settings, "SELECT to_regclass('readmodel.documents')") is None
