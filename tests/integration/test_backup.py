@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -283,3 +284,43 @@ async def test_a_backup_that_disagrees_with_the_log_fails_the_replay_check(
     assert "replay check failed" in failed.stderr
     assert await _sql(settings, "SELECT count(*) FROM readmodel_restore_rejected.documents") == 2
     assert await _sql(settings, "SELECT to_regclass('readmodel.documents')") is None
+
+
+async def test_restore_with_yes_under_a_live_projector_ends_like_an_undisturbed_run(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    from piaoxi.commands.project import run_projectors
+    from tests.integration.test_projections import _counts
+
+    live, reference = make_settings(), make_settings()
+    first = synthetic.histories(8, pages=2, seed=68)
+    second = synthetic.histories(4, pages=2, seed=69)
+    third = synthetic.histories(2, pages=2, seed=70)
+    synthetic.publish(live, first)
+    stop = asyncio.Event()
+    projector = asyncio.create_task(
+        run_projectors(live, only="postgres", stop=stop, handle_signals=False, use_group=False)
+    )
+
+    async def projected(count: int) -> None:
+        while (await _counts(live))[0] != count:
+            assert not projector.done(), projector
+            await asyncio.sleep(0.2)
+
+    try:
+        await projected(len(first))
+        made = await create_backup(live, tmp_path / "backup")
+        synthetic.publish(live, second)  # the live projector keeps going meanwhile
+        result = await restore_backup(live, made.path, yes=True, search=False)
+        synthetic.publish(live, third)
+        await projected(len(first) + len(second) + len(third))
+    finally:
+        stop.set()
+        await projector
+    assert result.check.identical and result.swapped
+
+    for events in (first, second, third):
+        synthetic.publish(reference, events)
+    total = len(first) + len(second) + len(third)
+    await project_until(reference, lambda applied, _waiting: applied == total, only="postgres")
+    assert await digest(live) == await digest(reference)
