@@ -42,7 +42,7 @@ _DYN_RULER_FIRST = set("太高世神仁英哲徽欽孝光寧理度")
 _RULER_END = set("宗祖帝皇后")
 _DYN_AFTER_VERB = set("入仕事歸降於自及平滅")
 # At the head of a clause, 秦置…, 漢為…, 隋改…, 吳曰… (the history of a place).
-_DYN_CLAUSE_VERB = set("為屬置改曰都")
+_DYN_CLAUSE_VERB = set("為屬置改曰都滅")
 # Names in the dynasty table that are more often a place, an age (春秋) or a word.
 NOT_DYNASTY_WORDS = {
     "大理",
@@ -61,6 +61,7 @@ NOT_DYNASTY_WORDS = {
 _AUTHOR = re.compile(
     rf"(?:^|(?<=[，。；、\n]))([{SINGLE_DYNASTIES}])([{CJK}]{{2,3}}?)(?:等)?(?:奉敕|奉詔)?[撰注編補輯著]"
 )
+_MODEL_NOT_DYNASTY = NOT_DYNASTY_WORDS - {"春秋"}  # the model's 春秋 is the period
 _DYN_VERB_FOLLOW = set("，。、；後")
 # Era names that are also common words or places: they need a year to count (長安 is a
 # city, 太平 peace, 大同 a city, 中興 revival ...).
@@ -121,7 +122,18 @@ _COMMISSIONER = "節度使"
 # A Zhou state as a place: 楚將, 趙人, 為趙宦者令, 客吳、越、齊、趙間, 春秋屬吳.
 _STATE_LEFT = set("於之即屬客伐入奔至事仕在歸適如朝使聘救侵圍滅為生")
 _STATE_RIGHT = set("人之將王侯公君師國相，、。；地都")
-_PREFECTURE_LIST = re.compile(rf"((?:[{CJK}]、)+[{CJK}])等?[二三四五六七八九十]+[州郡]")
+# A ruler's full designation: temple name + posthumous title + 皇帝, before 諱 or a comma
+# (世祖光武皇帝諱秀, 太宗文武大聖大廣孝皇帝諱世民); a posthumous 孝元皇后 / 興聖皇帝.
+_RULER_FULL = re.compile(
+    rf"(?:^|(?<=[^{CJK}])|(?<=[晉宋齊梁陳隋唐]))((?:太祖|高祖|世祖|太宗|世宗|高宗|中宗|顯宗|肅宗"
+    rf"|顯祖|烈祖|聖祖)[{CJK}]{{0,18}}?皇帝)(?=諱|，|。)"
+)
+_POSTHUMOUS = re.compile(rf"(?<![{CJK}]{{2}})([{CJK}]{{2}}皇[帝后])(?=[之九一二三四五六七八，。])")
+_TABOO_NAME = re.compile(rf"(?<=諱)([{CJK}]{{1,2}}?)(?=[，。；])")
+# Kin after a title: 司徒導之從子, 尚書裒之子, 票騎將軍去病弟也, 秘書監師古五世從孫.
+_KIN = re.compile(
+    rf"([{CJK}]{{1,2}}?)(?=之(?:[從曾玄]?[子孫女弟兄]|少子|長子|季子)|弟也|[一二三四五六七八九十]世)"
+)
 _TODAY = re.compile(rf"（今(?:屬)?([{CJK}]{{2,8}})）")
 
 
@@ -279,6 +291,14 @@ def _single_dynasty(text: str, i: int, g: Gazetteer) -> bool:
         return False  # 陳朝老，… opens a biography: a name, not the dynasty 陳
     if _era_date_at(text, i + 1, g):
         return True
+    if nxt in "室師" and (not _is_cjk(prev) or prev in _DYN_AFTER_VERB or prev in "先敗破與遇"):
+        return True  # 周室, 陳師
+    if text.startswith(("元年", "二世"), i + 1) and not _is_cjk(prev):
+        return True  # 漢元年, 秦二世 (regnal years: no era date, but the dynasty is named)
+    if nxt == "之" and (not _is_cjk(prev) or prev in "接因承"):
+        return True  # 漢之舊都, 接秦之弊, 因周之舊
+    if not _is_cjk(prev) and _name_follows(text, i + 1, g):
+        return True  # 唐李善注, 漢董永，
     following = _word_at(text, i + 1, g)
     if following is not None and g.words[following] in ("OFFICIAL_TITLE",) and not _is_cjk(prev):
         return True
@@ -290,6 +310,30 @@ def _single_dynasty(text: str, i: int, g: Gazetteer) -> bool:
     if nxt in _DYN_RULER_FIRST and after in _RULER_END and not _is_cjk(prev):
         return True
     return prev in _DYN_AFTER_VERB and nxt in _DYN_VERB_FOLLOW
+
+
+def _name_follows(text: str, j: int, g: Gazetteer) -> bool:
+    """Whether a surname + 1-2 given characters start at j and end before 撰/注/，…"""
+    if text[j : j + 1] not in g.surnames:
+        return False
+    for n in (2, 1):
+        given = text[j + 1 : j + 1 + n]
+        end = text[j + 1 + n : j + 2 + n]
+        if (
+            len(given) == n
+            and all(_is_cjk(ch) and ch not in _NOT_IN_NAMES for ch in given)
+            and end in _NAME_END
+            and end != ""
+        ):
+            return True
+    return False
+
+
+_NAME_END = set("，。、撰注編著等")
+# Dynasty names in a row (漢魏晉, 宋元之際, 梁、晉、漢、周): each is a dynasty.
+_DYNASTY_RUN = re.compile(rf"[{SINGLE_DYNASTIES}](?:、?[{SINGLE_DYNASTIES}])+")
+# 國號大金, 僭號大齊, 改國號曰新: the name of a new regime.
+_REGIME_NAME = re.compile(rf"(?<=國號|僭號)曰?(大[{CJK}]|[{CJK}])(?=[，。；])")
 
 
 def _dynasty_entity(surface: str, start: int, source: str, confidence: float) -> Entity:
@@ -373,6 +417,32 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
             Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.7, source="pattern")
         )
     out.extend(_noble_and_state_spans(text, known))
+    out.extend(site_spans(text))
+    for m in _RULER_FULL.finditer(text):
+        out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern"))
+    for m in _POSTHUMOUS.finditer(text):
+        if not any(ch in _NOT_IN_NAMES for ch in m[1][:2]):
+            out.append(
+                Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.6, source="pattern")
+            )
+    for m in _TABOO_NAME.finditer(text):
+        out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern"))
+    titles = [k for k in known if k.type == "OFFICIAL_TITLE"]
+    titles += [e for e in out if e.type == "OFFICIAL_TITLE"]
+    out.extend(_names_after_titles(text, titles))
+    for m in _DYNASTY_RUN.finditer(text):
+        if _is_cjk(text[m.start() - 1 : m.start()]) and text[m.start() - 1] not in "代朝如與及":
+            continue
+        after = text[m.end() : m.end() + 1]
+        if "、" not in m[0] and len(m[0]) < 3 and after not in ("之", "與", "，", "。", "及", ""):
+            continue  # 晉陳壽撰, 漢元年: a dynasty and a name or a year, not two dynasties
+        out.extend(
+            _dynasty_entity(text[i], i, "pattern", 0.7)
+            for i in range(m.start(), m.end())
+            if text[i] != "、"
+        )
+    for m in _REGIME_NAME.finditer(text):
+        out.append(_dynasty_entity(m[1], m.start(1), "pattern", 0.7))
     surnames = gazetteer().surnames
     for m in _LINE_OPENING.finditer(text):
         a, b = m.start(1), m.end(1)
@@ -395,7 +465,10 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
     for m in _NATIVE_OF.finditer(text):
         a, b = m.start(1), m.end(1)
         inside = sorted((k for k in places if a <= k.start and k.end <= b), key=lambda k: k.start)
-        if not inside or text[b - 1] in _NATIVE_STOP:
+        if text[b - 1] in _NATIVE_STOP:
+            continue
+        if not inside:
+            out.extend(_unknown_native_place(text, a, b))
             continue
         # Only the pieces after a known place continue the chain (沛國譙, 扶風平陵); what
         # comes before the first known place is usually not a place (其先, 遂為).
@@ -404,6 +477,69 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
             if 1 <= stop - k.end <= 3:
                 piece = text[k.end : stop]
                 out.append(Entity("PLACE", piece, k.end, stop, confidence=0.6, source="pattern"))
+    return out
+
+
+_ADMIN_SUFFIX = "國郡州縣府"
+_BIOGRAPHY_CLAUSE = re.compile(r"(?:^|[。\n])[^。\n]*(?:者，|，字|字[^，。]{1,3}，)[^。\n]*$")
+
+
+def _unknown_native_place(text: str, a: int, b: int) -> list[Entity]:
+    """「…人也」 after a biography opening (「X者，」「X，字Y，」) with no known place in it:
+    下相人也 → 下相; 沛國譙人也 → 沛國, 譙 (split after an administrative suffix)."""
+    if b - a > 4 or not _BIOGRAPHY_CLAUSE.search(text, 0, a):
+        return []
+    chain = text[a:b]
+    cut = next((i + 1 for i, ch in enumerate(chain[:-1]) if ch in _ADMIN_SUFFIX and i >= 1), 0)
+    pieces = [(a, a + cut), (a + cut, b)] if cut else [(a, b)]
+    return [
+        Entity("PLACE", text[x:y], x, y, confidence=0.5, source="pattern")
+        for x, y in pieces
+        if y > x and not any(ch in _NOT_IN_NAMES for ch in text[x:y])
+    ]
+
+
+# Named sites: 靈隱寺在…, 武侯祠在…, 項脊軒，…; …至承天寺, …於蔣山, …逕西陵峽.
+_SITE_SUFFIX = "寺閣宮樓窟祠廟軒溪峽磯觀院亭臺塔洞山湖城門關峰嶺原堤橋池丘"
+_BUILDING_SUFFIX = "寺閣宮樓窟祠廟軒溪峽磯觀院亭臺塔洞"
+_SITE_AT_HEAD = re.compile(
+    rf"(?:^|(?<=[^{CJK}]))([{CJK}]{{1,3}}?[{_SITE_SUFFIX}])(?=在|者|亦)"
+    rf"|(?:^|(?<=[。\n]))([{CJK}]{{1,2}}[{_BUILDING_SUFFIX}])(?=，)"
+)
+_SITE_AFTER_VERB = re.compile(
+    rf"(?<=[於在至逕居遊登據駐屯入攻])([{CJK}]{{1,3}}?[{_SITE_SUFFIX}])(?=[，。、；之下上中巔])"
+)
+_SITE_BAD_HEAD = set("府州縣郡城其此諸兩山江一二三四五六七八九十東西南北是")
+# 領臺灣、鳳山、諸羅三縣; 取瀛、莫二州: the places before their count.
+_COUNTED_PLACES = re.compile(
+    rf"(?:(?<=[領取割轄統])|(?<=[^{CJK}]))((?:[{CJK}]{{1,3}}、)+[{CJK}]{{1,3}}?)"
+    rf"等?[二三四五六七八九十]+[州郡縣]"
+)
+
+
+def site_spans(text: str) -> list[Entity]:
+    out: list[Entity] = []
+    for rx in (_SITE_AT_HEAD, _SITE_AFTER_VERB):
+        for m in rx.finditer(text):
+            g = 1 if m[1] else 2
+            site = m[g]
+            if site[0] in _SITE_BAD_HEAD or any(
+                ch in _NOT_IN_NAMES or ch in _SITE_BAD_HEAD for ch in site[1:-1]
+            ):
+                continue
+            out.append(
+                Entity("PLACE", site, m.start(g), m.end(g), confidence=0.6, source="pattern")
+            )
+    for m in _COUNTED_PLACES.finditer(text):
+        pos = m.start(1)
+        items = m[1]
+        if items[0] in "領取割轄統":
+            items, pos = items[1:], pos + 1
+        for piece in items.split("、"):
+            out.append(
+                Entity("PLACE", piece, pos, pos + len(piece), confidence=0.6, source="pattern")
+            )
+            pos += len(piece) + 1
     return out
 
 
@@ -460,12 +596,33 @@ def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
         ):
             states.add(i)
     out.extend(Entity("PLACE", text[i], i, i + 1, confidence=0.6, source="pattern") for i in states)
-    # 取瀛、莫二州; 割幽、薊等十六州: single-character prefectures before their count.
-    for m in _PREFECTURE_LIST.finditer(text):
-        out.extend(
-            Entity("PLACE", text[i], i, i + 1, confidence=0.6, source="pattern")
-            for i in range(m.start(1), m.end(1), 2)
-        )
+    return out
+
+
+def _names_after_titles(text: str, titles: Sequence[Entity]) -> list[Entity]:
+    """The person a title introduces: 奉車都尉竇固, 大將軍徐達, 司徒導之從子."""
+    g = gazetteer()
+    out: list[Entity] = []
+    for t in titles:
+        j = t.end
+        if j >= len(text) or not _is_cjk(text[j]):
+            continue
+        kin = _KIN.match(text, j)
+        if kin and not any(ch in _NOT_IN_NAMES for ch in kin[1]):
+            a, b = kin.start(1), kin.end(1)
+        else:
+            head = 2 if text[j : j + 2] in g.surnames else 1 if text[j] in g.surnames else 0
+            if not head:
+                continue
+            rest = 2 if text[j + head : j + head + 2] in g.given else 1
+            a, b = j, j + head + rest
+            if b >= len(text) or not _is_cjk(text[b - 1]):
+                continue
+            if any(ch in _NOT_IN_NAMES for ch in text[a + head : b]):
+                continue
+            if _word_at(text, a, g) is not None or _word_at(text, a + head, g) is not None:
+                continue  # a place or another title follows (侍郎郭攸之 is fine; 刺史揚州 not)
+        out.append(Entity("PERSON", text[a:b], a, b, confidence=0.6, source="pattern"))
     return out
 
 
@@ -586,6 +743,8 @@ def _model_spans(text: str) -> list[Entity]:
 _MODEL_SINGLE_LEFT = set("，。；：、「封詣命勸使令遣召拜謂從徵")
 _MODEL_SINGLE_RIGHT = set("以與率上入拜既遂出奏為大悉亦乃嘗遇躬")
 _NAME_TAIL_STOP = set("等之其於以為與曰也者而及皆")
+# Generic references (guideline: not entities) the model sometimes tags.
+_MODEL_STOP = {"皇帝", "天子", "皇后", "太子", "太后", "皇太子", "帝", "上", "公"}
 
 
 def tidy_model_spans(text: str, spans: list[Entity]) -> list[Entity]:
@@ -597,8 +756,10 @@ def tidy_model_spans(text: str, spans: list[Entity]) -> list[Entity]:
     out: list[Entity] = []
     for e in spans:
         a, b = e.start, e.end
-        if e.type == "BOOK":
+        if e.type == "BOOK" or e.surface in _MODEL_STOP:
             continue
+        if e.type == "PLACE" and e.surface[0] in "一二三四五六七八九十":
+            continue  # 十六州, 二州: a count, not a name
         if b - a == 1:
             left = text[a - 1] if a > 0 else "，"
             right = text[b] if b < len(text) else ""
@@ -661,7 +822,8 @@ def merge(text: str, gazetteer_found: list[Entity], model_found: list[Entity]) -
             for r in rest
             if s.start <= r.start and r.end <= s.end and (r.start, r.end) != (s.start, s.end)
         ]
-        if inner and all(r.type == s.type for r in inner):
+        # 奉車都尉 over 都尉 (a modifier before the title), not 秘書監師 over 秘書監.
+        if inner and all(r.type == s.type and r.end == s.end for r in inner):
             take(s)
     for s in sorted(rest, key=lambda e: (e.start, -(e.end - e.start))):
         if free(s.start, s.end):
@@ -676,7 +838,7 @@ def merge(text: str, gazetteer_found: list[Entity], model_found: list[Entity]) -
         if s.type not in ("ERA_DATE", "DYNASTY") or not free(s.start, s.end):
             continue
         if s.type == "DYNASTY":
-            if s.surface in eras.dynasty_table():
+            if s.surface in eras.dynasty_table() and s.surface not in _MODEL_NOT_DYNASTY:
                 take(_dynasty_entity(s.surface, s.start, "model", s.confidence))
         elif eras.parse_era_date(s.surface) is not None:
             take(s)

@@ -264,6 +264,10 @@ def run(
     }
     gold = load_gold(gold_path)
     report["gold"] = evaluate_gold(gold, use_model=use_model)
+    # Only the dev split's errors are shown: the fresh splits stay unread, so their scores
+    # remain an honest estimate.
+    dev_ids = {s.id for s in gold if s.split == "dev"}
+    report["gold"]["errors"] = [e for e in report["gold"]["errors"] if e["id"] in dev_ids]
     # The "fresh" sentences were added after the rules were tuned on the others: the
     # untouched part of the gold set, reported on its own.
     for split in sorted({s.split for s in gold}):
