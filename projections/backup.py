@@ -865,6 +865,13 @@ async def _recover_interrupted(admin: asyncpg.Connection, notes: list[str]) -> N
         notes.append(f"dropped {SHADOW_SCHEMA} (an interrupted rebuild or restore)")
 
 
+async def _pg_restore_whole(settings: Settings, tool: PgTool, dump: Path, what: str) -> None:
+    """Everything in `dump`, in one transaction (nothing is left of a failed restore)."""
+    url, env = _libpq(settings)
+    options = ["--single-transaction", "--exit-on-error", "--no-owner", "--no-acl"]
+    await _run_tool([tool.path, *options, f"--dbname={url}", str(dump)], env, what)
+
+
 async def _load_dump_into_shadow(
     settings: Settings, admin: asyncpg.Connection, dump: Path, pg_restore: PgTool
 ) -> None:
@@ -872,7 +879,6 @@ async def _load_dump_into_shadow(
     live schema is set aside for that while the projectors' swap lock is held, the loaded
     copy renamed to the shadow and the live one put back. Readers see no read models for
     that while (seconds); projectors wait."""
-    url, env = _libpq(settings)
     live = await _schema_exists(admin, READ_MODEL_SCHEMA)
     await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
     await admin.execute("SELECT pg_advisory_lock($1)", SWAP_LOCK)
@@ -880,19 +886,7 @@ async def _load_dump_into_shadow(
         if live:
             await admin.execute(f"ALTER SCHEMA {READ_MODEL_SCHEMA} RENAME TO {HOLD_SCHEMA}")
         try:
-            await _run_tool(
-                [
-                    pg_restore.path,
-                    "--single-transaction",
-                    "--exit-on-error",
-                    "--no-owner",
-                    "--no-acl",
-                    f"--dbname={url}",
-                    str(dump),
-                ],
-                env,
-                "pg_restore of the read models",
-            )
+            await _pg_restore_whole(settings, pg_restore, dump, "pg_restore of the read models")
             async with admin.transaction():
                 await admin.execute(f"ALTER SCHEMA {READ_MODEL_SCHEMA} RENAME TO {SHADOW_SCHEMA}")
                 if live:
@@ -915,26 +909,14 @@ async def _restore_tokens(
     """API tokens: loaded as they are when the table is missing; else merged — tokens
     issued since the backup stay, a token revoked on either side stays revoked. Returns
     the tokens added."""
-    url, env = _libpq(settings)
+    _, env = _libpq(settings)
     if not await _table_exists(admin, "public.api_tokens"):
         if await _table_exists(admin, "public.api_schema_migrations"):
             raise BackupError(
                 "public.api_schema_migrations exists without public.api_tokens: drop it"
                 " (or start the API once) before restoring the tokens"
             )
-        await _run_tool(
-            [
-                pg_restore.path,
-                "--single-transaction",
-                "--exit-on-error",
-                "--no-owner",
-                "--no-acl",
-                f"--dbname={url}",
-                str(dump),
-            ],
-            env,
-            "pg_restore of the API tokens",
-        )
+        await _pg_restore_whole(settings, pg_restore, dump, "pg_restore of the API tokens")
         return int(await admin.fetchval("SELECT count(*) FROM public.api_tokens"))
     # the data as pg_restore writes it (COPY text format: one row per line), into a
     # temporary table, then merged
