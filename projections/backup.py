@@ -422,6 +422,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_PARTIAL = re.compile(r"^\..+\.partial-(\d+)-[^/]+$")
+
+
+def _remove_abandoned(folder: Path) -> None:
+    """Remove the partial directories of backups whose process is gone (killed)."""
+    import psutil
+
+    for entry in folder.iterdir():
+        match = _PARTIAL.match(entry.name)
+        if match and entry.is_dir() and not psutil.pid_exists(int(match.group(1))):
+            log.info("removing an abandoned partial backup", path=str(entry))
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 async def create_backup(
     settings: Settings,
     out: Path | None = None,
@@ -437,7 +451,10 @@ async def create_backup(
         raise BackupError(f"{final} exists already: choose another --out")
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+        _remove_abandoned(final.parent)
+        work = Path(
+            tempfile.mkdtemp(prefix=f".{final.name}.partial-{os.getpid()}-", dir=final.parent)
+        )
     except OSError as exc:
         raise BackupError(f"cannot create {final}: {_short(exc)}") from exc
     try:

@@ -237,6 +237,10 @@ async def test_backup_with_the_object_store_down_fails_and_leaves_nothing(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     down = settings.model_copy(update={"s3_endpoint": f"http://127.0.0.1:{port}"})
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    abandoned = tmp_path / f".backup0.partial-{gone.pid}-x1y2"  # of a killed backup
+    (abandoned / "blobs").mkdir(parents=True)
     with pytest.raises(BackupError, match=f"object store http://127.0.0.1:{port} unreachable"):
         await create_backup(down, tmp_path / "backup")
     failed = await asyncio.to_thread(_cli, down, "backup", "--out", str(tmp_path / "backup2"))
