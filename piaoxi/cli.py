@@ -20,6 +20,9 @@ app = typer.Typer(
     help="piaoxi (漂洗): wash scans of Chinese historical documents into searchable text.",
     no_args_is_help=True,
     add_completion=False,
+    # Docstrings are wrapped at 88 columns in the source: markdown joins their lines into
+    # paragraphs instead of breaking them again wherever the source did.
+    rich_markup_mode="markdown",
 )
 
 
