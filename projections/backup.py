@@ -480,9 +480,8 @@ async def _write_backup(
 ) -> dict[str, Any]:
     say("checking the object store")
     client = object_store(settings)
-    record_keys: list[str] = await _store_call(
-        settings, "listing the records", lambda: _record_keys(client, settings)
-    )
+    bucket = settings.s3_bucket
+    await _store_call(settings, "checking the bucket", lambda: client.bucket_exists(bucket))
     conn = await _connect(settings, server_settings={"search_path": f"{READ_MODEL_SCHEMA}, public"})
     try:
         major, server_version = await _server_major(conn)
@@ -523,8 +522,12 @@ async def _write_backup(
     finally:
         await conn.close()
 
-    say(f"object-store records ({len(record_keys)})")
-    bucket = settings.s3_bucket
+    # listed after the snapshot: the uploader writes a record before it publishes, so every
+    # upload in the dump has its record here (later ones too, which does no harm)
+    say("object-store records")
+    record_keys: list[str] = await _store_call(
+        settings, "listing the records", lambda: _record_keys(client, settings)
+    )
 
     def fetch_records() -> int:
         with (work / RECORDS_FILE).open("w", encoding="utf-8") as out:
