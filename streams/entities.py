@@ -115,7 +115,13 @@ _COLONEL = re.compile(
 NOBLE_SUFFIXES = ("郡王", "郡公", "國公", "縣公", "縣侯", "王", "侯")
 ZHOU_STATES = "楚趙韓魯越鄭衛蔡曹許莒邾杞虞虢滕薛"  # not also an imperial dynasty
 _FIEFS = "秦齊燕魏吳晉宋陳梁代寧" + ZHOU_STATES
-_STATE_NOBLE = re.compile(rf"(?<![{CJK}])([{_FIEFS}](?:王|侯))(?=[{CJK}])")
+_STATE_NOBLE = re.compile(
+    rf"(?:(?<![{CJK}])|(?<=[子事封為{SINGLE_DYNASTIES}]))([{_FIEFS}](?:王|侯))(?=[{CJK}])"
+)
+# Offices written as phrases: 督中外諸軍事, 都督荊州諸軍事, 錄尚書事, 同中書門下三品.
+_OFFICE_PHRASE = re.compile(
+    rf"(?:都)?督[{CJK}]{{1,6}}?諸軍事|錄尚書事|開府儀同三司|同(?:中書門下|鳳閣鸞臺)(?:平章事|三品)"
+)
 _ENTHRONED = re.compile(rf"(?<=即)([{CJK}]{{1,2}}王)(?=位)")
 # A commissioner title with its circuit or army (范陽節度使, 義成軍節度使).
 _COMMISSIONER = "節度使"
@@ -297,6 +303,8 @@ def _single_dynasty(text: str, i: int, g: Gazetteer) -> bool:
         return True  # 漢元年, 秦二世 (regnal years: no era date, but the dynasty is named)
     if nxt == "之" and (not _is_cjk(prev) or prev in "接因承"):
         return True  # 漢之舊都, 接秦之弊, 因周之舊
+    if not _is_cjk(prev) and nxt in _FIEFS and text[i + 2 : i + 3] in ("王", "侯"):
+        return True  # 唐滕王元嬰
     if not _is_cjk(prev) and _name_follows(text, i + 1, g):
         return True  # 唐李善注, 漢董永，
     following = _word_at(text, i + 1, g)
@@ -400,6 +408,8 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
     for m in _SUBJECT.finditer(text):
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.85, source="pattern"))
     for m in _COURTESY.finditer(text):
+        if m[1] in ("不詳", "未詳", "不傳", "某"):
+            continue
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.7, source="pattern"))
     for m in _SURNAME.finditer(text):
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.6, source="pattern"))
@@ -411,6 +421,10 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
     for m in _GENERAL.finditer(text):
         out.append(
             Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.7, source="pattern")
+        )
+    for m in _OFFICE_PHRASE.finditer(text):
+        out.append(
+            Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.8, source="pattern")
         )
     for m in _COLONEL.finditer(text):
         out.append(
@@ -427,6 +441,7 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
             )
     for m in _TABOO_NAME.finditer(text):
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern"))
+    out.extend(_full_names(text, known))
     titles = [k for k in known if k.type == "OFFICIAL_TITLE"]
     titles += [e for e in out if e.type == "OFFICIAL_TITLE"]
     out.extend(_names_after_titles(text, titles))
@@ -434,6 +449,8 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
         if _is_cjk(text[m.start() - 1 : m.start()]) and text[m.start() - 1] not in "代朝如與及":
             continue
         after = text[m.end() : m.end() + 1]
+        if after == "，" and text[m.start() - 1 : m.start()] in ("", "\n"):
+            continue  # 周元明，… opens a biography
         if "、" not in m[0] and len(m[0]) < 3 and after not in ("之", "與", "，", "。", "及", ""):
             continue  # 晉陳壽撰, 漢元年: a dynasty and a name or a year, not two dynasties
         out.extend(
@@ -523,6 +540,8 @@ def site_spans(text: str) -> list[Entity]:
         for m in rx.finditer(text):
             g = 1 if m[1] else 2
             site = m[g]
+            if g == 2 and site[1:] in gazetteer().given and site[0] in gazetteer().surnames:
+                continue  # 吳仲軒，… opens a biography
             if site[0] in _SITE_BAD_HEAD or any(
                 ch in _NOT_IN_NAMES or ch in _SITE_BAD_HEAD for ch in site[1:-1]
             ):
@@ -561,6 +580,8 @@ def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
             title(a, b + 1)
             continue
         suffix = next((x for x in NOBLE_SUFFIXES if text.startswith(x, b)), "")
+        if suffix and text.startswith("某", b + len(suffix)):
+            suffix = ""  # 臨川王某: the place and a person (王安石's signature)
         if suffix and _word_at(text, b, gazetteer()) is not None:
             suffix = ""  # 福建侯官: 侯官 is the next place
         if suffix and not text.startswith(("王府", "侯府", "王國", "侯國"), b):
@@ -599,6 +620,34 @@ def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
     return out
 
 
+def _full_names(text: str, known: Sequence[Entity]) -> list[Entity]:
+    """Surname + a known two-character given name (劉禹錫, 吳元濟, 哥舒翰 is not one) over
+    characters no gazetteer word covers."""
+    g = gazetteer()
+    covered = bytearray(len(text) + 1)
+    for k in known:
+        covered[k.start : k.end] = b"\x01" * (k.end - k.start)
+    out: list[Entity] = []
+    i = 0
+    while i < len(text) - 2:
+        for head in (2, 1):
+            end = i + head + 2
+            if (
+                text[i : i + head] in g.surnames
+                and text[i + head : end] in g.given
+                and not any(covered[i:end])
+                and text[i] not in "於于"
+            ):
+                out.append(Entity("PERSON", text[i:end], i, end, confidence=0.55, source="pattern"))
+                i = end - 1
+                break
+        i += 1
+    return out
+
+
+_PRINCE_NAME_END = set("之反，。、誅撰注編收即為以與起立卒薨入出率討")
+
+
 def _names_after_titles(text: str, titles: Sequence[Entity]) -> list[Entity]:
     """The person a title introduces: 奉車都尉竇固, 大將軍徐達, 司徒導之從子."""
     g = gazetteer()
@@ -608,8 +657,17 @@ def _names_after_titles(text: str, titles: Sequence[Entity]) -> list[Entity]:
         if j >= len(text) or not _is_cjk(text[j]):
             continue
         kin = _KIN.match(text, j)
+        prince = t.surface.endswith(("王", "太子", "侯")) and text[j] not in _NOT_IN_NAMES
         if kin and not any(ch in _NOT_IN_NAMES for ch in kin[1]):
             a, b = kin.start(1), kin.end(1)
+        elif prince and text[j] not in g.surnames and text[j] not in "位府國":
+            # A prince by his given name: 廣平王俶收復, 秦王德芳之後, 章懷太子賢注.
+            if text[j + 1 : j + 2] in _PRINCE_NAME_END:
+                a, b = j, j + 1
+            elif text[j + 2 : j + 3] in _PRINCE_NAME_END and _is_cjk(text[j + 1 : j + 2]):
+                a, b = j, j + 2
+            else:
+                continue
         else:
             head = 2 if text[j : j + 2] in g.surnames else 1 if text[j] in g.surnames else 0
             if not head:
@@ -758,8 +816,10 @@ def tidy_model_spans(text: str, spans: list[Entity]) -> list[Entity]:
         a, b = e.start, e.end
         if e.type == "BOOK" or e.surface in _MODEL_STOP:
             continue
-        if e.type == "PLACE" and e.surface[0] in "一二三四五六七八九十":
-            continue  # 十六州, 二州: a count, not a name
+        if e.type in ("PLACE", "PERSON") and e.surface[0] in "一二三四五六七八九十":
+            continue  # 十六州, 二州, 五世: a count, not a name
+        if any(ch in "於也者曰而" for ch in e.surface):
+            continue  # 於藩, 也: particles are not in names
         if b - a == 1:
             left = text[a - 1] if a > 0 else "，"
             right = text[b] if b < len(text) else ""
