@@ -126,7 +126,7 @@ _ENTHRONED = re.compile(rf"(?<=即)([{CJK}]{{1,2}}王)(?=位)")
 # A commissioner title with its circuit or army (范陽節度使, 義成軍節度使).
 _COMMISSIONER = "節度使"
 # A Zhou state as a place: 楚將, 趙人, 為趙宦者令, 客吳、越、齊、趙間, 春秋屬吳.
-_STATE_LEFT = set("於之即屬客伐入奔至事仕在歸適如朝使聘救侵圍滅為生")
+_STATE_LEFT = set("於之即屬客伐入奔至事仕在歸適如朝使聘救侵圍滅為生先")
 _STATE_RIGHT = set("人之將王侯公君師國相，、。；地都")
 # A ruler's full designation: temple name + posthumous title + 皇帝, before 諱 or a comma
 # (世祖光武皇帝諱秀, 太宗文武大聖大廣孝皇帝諱世民); a posthumous 孝元皇后 / 興聖皇帝.

@@ -290,3 +290,53 @@ def test_place_suffixes_belong_to_the_place() -> None:
     assert ("PLACE", "揚州府") in spans("揚州府，禹貢揚州之域。")
     found = spans("宴集於會稽山陰之蘭亭。")
     assert ("PLACE", "會稽") in found and ("PLACE", "山陰") in found
+
+
+def test_noble_titles_and_princes() -> None:
+    found = spans("舞陰侯岑彭者，南陽人也。")
+    assert ("OFFICIAL_TITLE", "舞陰侯") in found or ("PLACE", "南陽") in found
+    found = spans("初事秦王於藩邸，秦王世民親征。")
+    assert ("OFFICIAL_TITLE", "秦王") in found
+    found = spans("宋太宗子楚王元佐之後也。")
+    assert ("OFFICIAL_TITLE", "楚王") in found and ("PERSON", "元佐") in found
+    # a known place followed by 侯 that starts another place is not a noble title
+    assert not any(t == "OFFICIAL_TITLE" for t, _ in spans("福建侯官人。"))
+
+
+def test_zhou_states_are_places_in_context() -> None:
+    found = spans("其先趙人也，為魏將所殺。")
+    assert ("PLACE", "趙") in found
+    assert ("PLACE", "楚") in spans("春秋屬楚，戰國屬秦。")
+
+
+def test_dynasties_in_runs_and_new_regime_names() -> None:
+    found = spans("論文章，漢魏晉之際最盛。")
+    assert {("DYNASTY", "漢"), ("DYNASTY", "魏"), ("DYNASTY", "晉")} <= found
+    assert ("DYNASTY", "大秦") in spans("國號大秦。") or ("DYNASTY", "秦") in spans("國號秦。")
+    # a biography opening with a dynasty-like surname stays a name
+    assert ("PERSON", "陳仁玉") in spans("陳仁玉，字德公，台州人。")
+
+
+def test_office_phrases_colonels_and_names_after_titles() -> None:
+    found = spans("以為都督荊州諸軍事，長水校尉馬忠從之。")
+    assert ("OFFICIAL_TITLE", "都督荊州諸軍事") in found
+    assert ("OFFICIAL_TITLE", "長水校尉") in found and ("PERSON", "馬忠") in found
+
+
+def test_named_sites_and_counted_places() -> None:
+    assert ("PLACE", "開元寺") in spans("開元寺在城東。")
+    found = spans("領南安、同安二縣。")
+    assert ("PLACE", "南安") in found and ("PLACE", "同安") in found
+
+
+def test_model_spans_are_tidied() -> None:
+    from streams.entities import tidy_model_spans
+
+    text = "柳宗元、劉禹錫皆坐貶，南郊。"
+    raw = [
+        Entity("PERSON", "劉禹", 4, 6, confidence=0.8, source="model"),
+        Entity("PLACE", "南", 11, 12, confidence=0.9, source="model"),
+        Entity("BOOK", "坐貶", 8, 10, confidence=0.5, source="model"),
+    ]
+    tidy = tidy_model_spans(text, raw)
+    assert [(e.type, e.surface) for e in tidy] == [("PERSON", "劉禹錫")]
