@@ -2,7 +2,8 @@
 and of `piaoxi restore` (pg_restore, catching up with the events after the backup, the
 replay check, the swap) after the read models were dropped.
 
-    .venv/bin/python bench/backup_bench.py [--documents 2000] [--pages 3] [--after 200] [--json]
+    .venv/bin/python bench/backup_bench.py [--documents 2000] [--pages 3] [--after 200]
+        [--no-search] [--json]
 
 Synthetic histories (upload + 3 events per page) are published to isolated topics and
 projected into an isolated database; `--after` more documents are published after the
@@ -25,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-async def run(documents: int, pages: int, after: int) -> dict[str, Any]:
+async def run(documents: int, pages: int, after: int, search: bool) -> dict[str, Any]:
     import asyncpg
 
     from piaoxi.stack import LocalStack, create_database, drop_isolated, isolated_settings
@@ -61,7 +62,7 @@ async def run(documents: int, pages: int, after: int) -> dict[str, Any]:
             finally:
                 await conn.close()
             started = time.perf_counter()
-            restored = await restore_backup(settings, made.path)
+            restored = await restore_backup(settings, made.path, search=search)
             restore_s = time.perf_counter() - started
             load_after = os.getloadavg()[0]
         return {
@@ -90,9 +91,10 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=2000)
     parser.add_argument("--pages", type=int, default=3)
     parser.add_argument("--after", type=int, default=200)
+    parser.add_argument("--no-search", action="store_true", help="Skip the index rebuild.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    result = asyncio.run(run(args.documents, args.pages, args.after))
+    result = asyncio.run(run(args.documents, args.pages, args.after, not args.no_search))
     if args.json:
         print(json.dumps(result))
         return
