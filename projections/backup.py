@@ -1047,8 +1047,7 @@ async def replay_check(settings: Settings, restored: asyncpg.Pool) -> CheckResul
     scratch = await create_read_pool(settings, schema=CHECK_SCHEMA, min_size=1, max_size=4)
     try:
         events = await project_into(settings, scratch, positions)
-        rebuilt = await _digest(scratch)
-        mine = await _digest(restored)
+        rebuilt, mine = await asyncio.gather(_digest(scratch), _digest(restored))
     finally:
         await scratch.close()
         admin = await _connect(settings)
