@@ -31,6 +31,13 @@ class ApiMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.search_cache = Counter(
+            "piaoxi_api_search_cache_total",
+            "Search answers by cache result: hit, miss, off (bypassed: not listening"
+            " for index changes).",
+            ["result"],
+            registry=self.registry,
+        )
         self.scrape_errors = Counter(
             "piaoxi_api_metrics_scrape_errors_total",
             "Scrapes whose read-model gauges could not be read.",

@@ -184,6 +184,18 @@ def _text_clause(text: str, *, phrase: bool, f: IndexFields) -> dict[str, Any]:
     }
 
 
+def _any_of(clause: dict[str, Any] | None) -> list[dict[str, Any]] | None:
+    """The alternatives of a `{"bool": {"should": [...], "minimum_should_match": 1}}`
+    filter (nothing else in it), else None."""
+    if not clause or set(clause) != {"bool"}:
+        return None
+    inner = clause["bool"]
+    if set(inner) != {"should", "minimum_should_match"} or inner["minimum_should_match"] != 1:
+        return None
+    should = inner["should"]
+    return list(should) if isinstance(should, list) and should else None
+
+
 def build_search_body(
     request: SearchRequest,
     visibility_filter: dict[str, Any] | None,
@@ -198,8 +210,12 @@ def build_search_body(
         _text_clause(term, phrase=False, f=f) for term in request.query.terms
     ]
     must += [_text_clause(phrase, phrase=True, f=f) for phrase in request.query.phrases]
-    filters: list[dict[str, Any]] = [{"term": {f.kind: f.page_kind}}]
-    if visibility_filter is not None:
+    # Only page docs carry a search key, so text clauses select pages by themselves; the
+    # kind filter is sent only without them (a filter over every page doc costs the
+    # in-memory search server ~3-9 ms a query: it walks the whole posting list).
+    filters: list[dict[str, Any]] = [] if must else [{"term": {f.kind: f.page_kind}}]
+    anyof = _any_of(visibility_filter)
+    if visibility_filter is not None and anyof is None:
         filters.append(visibility_filter)
     flt = request.filters
     if flt.dynasties:
@@ -221,6 +237,12 @@ def build_search_body(
     query: dict[str, Any] = {"bool": {"filter": filters}}
     if must:
         query["bool"]["must"] = must
+    if anyof:
+        # "one of these" (an owner: public OR own) as the query's own should clauses, each
+        # scoring 0: the same hits, scores and facets as the nested bool in the filter
+        # list, which the in-memory search server evaluates ~3x slower (~10 ms a query)
+        query["bool"]["should"] = [{"constant_score": {"filter": c, "boost": 0}} for c in anyof]
+        query["bool"]["minimum_should_match"] = 1
     size = max(1, min(request.size, MAX_PAGE_SIZE))
     start = (max(1, request.page) - 1) * size
     body: dict[str, Any] = {

@@ -4,15 +4,17 @@ is down (then `/health/ready` says so and data routes answer 503)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import asyncpg
-import httpx
 
 from api.db import create_pool
 from api.errors import ApiError, BackendUnavailable
+from api.search_cache import SearchCache, SearchChangeListener
 from piaoxi.settings import Settings
 
 # Refuse to wait longer than this for any search request.
@@ -24,53 +26,78 @@ def search_alias(settings: Settings) -> str:
     return f"{settings.search_index_prefix}-documents"
 
 
+MISSING = {"_piaoxi_index_missing": True}
+"""Marks the answer `SearchServer.search` makes up when the index is missing."""
+
+
 class SearchServer:
     """A thin JSON client for the Elasticsearch/OpenSearch REST API.
 
-    httpx rather than elasticsearch-py: the API issues a handful of read requests, and plain
-    `application/json` works with both Elasticsearch and the local OpenSearch-compatible
-    server (which rejects elasticsearch-py's compatibility media type).
+    aiohttp rather than elasticsearch-py: the API issues a handful of read requests, and
+    plain `application/json` works with both Elasticsearch and the local OpenSearch-
+    compatible server (which rejects elasticsearch-py's compatibility media type). Not
+    httpx: its connection pool cost ~1.9 ms of CPU per request under load, aiohttp's
+    ~0.3 ms. One session (keep-alive connections) per process, made on first use inside
+    the running event loop.
     """
 
     def __init__(self, settings: Settings) -> None:
-        auth = (
-            (settings.search_username, settings.search_password)
+        self.alias = search_alias(settings)
+        self.base_url = settings.search_url.rstrip("/")
+        self._auth = (
+            aiohttp.BasicAuth(settings.search_username, settings.search_password)
             if settings.search_username
             else None
         )
-        self.alias = search_alias(settings)
-        self._client = httpx.AsyncClient(
-            base_url=settings.search_url,
-            auth=auth,
-            timeout=httpx.Timeout(SEARCH_TIMEOUT_S, connect=2.0),
-            headers={"content-type": "application/json", "accept": "application/json"},
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
-        )
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                auth=self._auth,
+                timeout=aiohttp.ClientTimeout(total=SEARCH_TIMEOUT_S, connect=2.0),
+                headers={"content-type": "application/json", "accept": "application/json"},
+                connector=aiohttp.TCPConnector(limit=200, limit_per_host=200),
+                json_serialize=_dumps,
+            )
+        return self._session
 
     async def search(self, body: dict[str, Any]) -> dict[str, Any]:
         """Run a search against the documents alias; a missing index reads as no hits."""
+        url = f"{self.base_url}/{self.alias}/_search"
         try:
-            response = await self._client.post(f"/{self.alias}/_search", json=body)
-        except httpx.TransportError as exc:
+            async with self._client().post(url, data=_dumps(body).encode()) as response:
+                status = response.status
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise BackendUnavailable("search", type(exc).__name__) from exc
-        if response.status_code == 404:
-            return {"hits": {"total": {"value": 0}, "hits": []}, "aggregations": {}}
-        if response.status_code == 400:
+        if status == 404:
+            # no index (yet): no hits, and nothing a cache may keep
+            return {"hits": {"total": {"value": 0}, "hits": []}, "aggregations": {}, **MISSING}
+        if status == 400:
             raise ApiError(400, "bad_query", "The search server rejected the query.")
-        if response.status_code >= 300:
-            raise BackendUnavailable("search", f"HTTP {response.status_code}")
-        data: dict[str, Any] = response.json()
+        if status >= 300:
+            raise BackendUnavailable("search", f"HTTP {status}")
+        data: dict[str, Any] = json.loads(raw)
         return data
 
     async def ping(self) -> bool:
         try:
-            response = await self._client.get("/", timeout=2.0)
-        except httpx.HTTPError:
+            async with self._client().get(
+                f"{self.base_url}/", timeout=aiohttp.ClientTimeout(total=2.0)
+            ) as response:
+                return response.status < 300
+        except (aiohttp.ClientError, TimeoutError):
             return False
-        return response.status_code < 300
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass
@@ -79,6 +106,8 @@ class AppState:
 
     settings: Settings
     search: SearchServer
+    search_cache: SearchCache = field(default_factory=SearchCache)
+    search_listener: SearchChangeListener | None = None
     started_at: float = field(default_factory=time.time)
     _pool: asyncpg.Pool | None = None
     _pool_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -87,7 +116,9 @@ class AppState:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AppState:
-        return cls(settings=settings, search=SearchServer(settings))
+        state = cls(settings=settings, search=SearchServer(settings))
+        state.search_listener = SearchChangeListener(settings, state.search_cache)
+        return state
 
     async def db(self) -> asyncpg.Pool:
         """The Postgres pool, created on first use; 503 while Postgres is unreachable."""
@@ -130,6 +161,8 @@ class AppState:
         return self._s3
 
     async def close(self) -> None:
+        if self.search_listener is not None:
+            await self.search_listener.close()
         await self.search.close()
         if self._pool is not None:
             await self._pool.close()

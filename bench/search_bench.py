@@ -38,7 +38,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.procstat import cpu_seconds
 from piaoxi.settings import Settings
 
-POETRY = Path("/work/team/npm/node_modules/chinese-poetry/dist/quantangshi")
+POETRY = (
+    next(
+        (
+            path
+            for path in (
+                Path(os.environ.get("PIAOXI_CHINESE_POETRY_DIR", "/nonexistent")),
+                Path("/work/team/node_modules/chinese-poetry"),
+                Path("/work/team/npm/node_modules/chinese-poetry"),
+            )
+            if (path / "dist" / "quantangshi").is_dir()
+        ),
+        Path("/work/team/node_modules/chinese-poetry"),
+    )
+    / "dist"
+    / "quantangshi"
+)
 BENCH_DB = "piaoxi_bench_search"
 BENCH_PREFIX = "bench-search"
 OWNERS = [f"scholar{i}" for i in range(10)]
@@ -266,18 +281,23 @@ async def owner_token(settings: Settings) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------
 
 
-async def request_pool(settings: Settings, rng: random.Random) -> dict[str, list[str]]:
-    """Search URLs and page URLs drawn from what is indexed."""
+async def request_pool(
+    settings: Settings, rng: random.Random, unique: int = 0
+) -> dict[str, list[str]]:
+    """Search URLs and page URLs drawn from what is indexed; with `unique`, also that many
+    distinct search URLs (none of them in the repeated pool) under "unique"."""
     import asyncpg
 
     from api.search_query import fold
 
     conn = await asyncpg.connect(settings.database_url)
     try:
+        await conn.execute("SELECT setseed(0.11)")
         rows = await conn.fetch(
             "SELECT p.document_id, p.page_number, p.cleaned_text, d.visibility"
             " FROM readmodel.pages p JOIN readmodel.documents d USING (document_id)"
-            " ORDER BY random() LIMIT 600"
+            " ORDER BY random() LIMIT $1",
+            600 + unique // 4,
         )
         authors = [
             r["value"]
@@ -288,14 +308,14 @@ async def request_pool(settings: Settings, rng: random.Random) -> dict[str, list
         ]
     finally:
         await conn.close()
-    searches: list[str] = []
-    for r in rows:
-        body = [line for line in r["cleaned_text"].split("\n") if "《" not in line]
+
+    def one_search(text: str) -> str | None:
+        body = [line for line in text.split("\n") if "《" not in line]
         line = rng.choice(body[:-1] or body)
         start = rng.randrange(max(1, len(line) - 5))
         word = line[start : start + rng.choice((2, 2, 3, 4))].strip("，。？！；：")
         if len(word) < 2:
-            continue
+            return None
         kind = rng.random()
         if kind < 0.35:
             q = word
@@ -307,22 +327,34 @@ async def request_pool(settings: Settings, rng: random.Random) -> dict[str, list
             q = word[0]
         else:
             q = f"{word}&entity=PERSON:{rng.choice(authors)}" if authors else word
-        searches.append(q)
-    search_urls = []
-    for q in searches:
         extra = ""
         if "&" in q:
             q, extra = q.split("&", 1)
             extra = "&" + extra
         elif rng.random() < 0.2:
             extra = f"&year_from={rng.choice((600, 700, 800))}&year_to=900"
-        search_urls.append(f"/search?q={q}{extra}")
-    page_urls = [
-        f"/documents/{r['document_id']}/pages/{r['page_number']}"
-        for r in rows
-        if r["visibility"] == "public"
-    ]
-    return {"search": search_urls, "page": page_urls}
+        return f"/search?q={q}{extra}"
+
+    search_urls = [url for r in rows[:600] if (url := one_search(r["cleaned_text"]))]
+    pool = {
+        "search": search_urls,
+        "page": [
+            f"/documents/{r['document_id']}/pages/{r['page_number']}"
+            for r in rows[:600]
+            if r["visibility"] == "public"
+        ],
+    }
+    if unique:
+        seen = set(search_urls)
+        texts = [r["cleaned_text"] for r in rows]
+        for _ in range(unique * 20):
+            url = one_search(rng.choice(texts))
+            if url and url not in seen:
+                seen.add(url)
+                pool.setdefault("unique", []).append(url)
+                if len(pool["unique"]) >= unique:
+                    break
+    return pool
 
 
 @dataclass
@@ -345,50 +377,96 @@ def listening_pid(url: str) -> int | None:
     return None
 
 
+class Picker:
+    """Which URL a client asks next: `repeated` draws from the pool with Zipf weights
+    (a few popular searches, a long tail: what a cache sees in use); `unique` hands out
+    each URL of the pool once, to every client together (every search a cache miss);
+    `uniform` draws evenly (the page endpoint)."""
+
+    def __init__(self, urls: list[str], mix: str, zipf_s: float = 1.0) -> None:
+        self.urls = urls
+        self.mix = mix
+        self.next = 0
+        self.wrapped = False
+        self.cumulative: list[float] = []
+        if mix == "repeated":
+            total = 0.0
+            for rank in range(1, len(urls) + 1):
+                total += 1.0 / rank**zipf_s
+                self.cumulative.append(total)
+
+    def __call__(self, rng: random.Random) -> str:
+        if self.mix == "unique":
+            url = self.urls[self.next % len(self.urls)]
+            self.next += 1
+            self.wrapped = self.wrapped or self.next > len(self.urls)
+            return url
+        if self.mix == "repeated":
+            return rng.choices(self.urls, cum_weights=self.cumulative)[0]
+        return rng.choice(self.urls)
+
+
 async def load(
     base_url: str,
-    urls: list[str],
+    pick: Picker,
     clients: int,
     seconds: float,
     token: str,
     rng: random.Random,
     pids: dict[str, int | None],
+    warm: list[str],
 ) -> dict[str, Any]:
-    import httpx
+    import aiohttp
 
+    # aiohttp, not httpx: the load generator shares the 2 cores with the server, and
+    # httpx's pool costs ~1.5-4.5 ms of CPU per request against aiohttp's ~0.3 ms
     run = Run()
+    cache: dict[str, int] = {}
     deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=clients)
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as client:
 
         async def worker(seed: int) -> None:
             local = random.Random(seed)
             headers = {"Authorization": f"Bearer {token}"} if local.random() < 0.3 else {}
             while time.perf_counter() < deadline:
-                url = local.choice(urls)
+                url = pick(local)
                 started = time.perf_counter()
                 try:
-                    response = await client.get(url, headers=headers)
-                    await response.aread()
-                except httpx.HTTPError:
+                    async with client.get(url, headers=headers) as response:
+                        await response.read()
+                except (aiohttp.ClientError, TimeoutError):
                     run.errors += 1
                     continue
                 run.latencies.append(time.perf_counter() - started)
-                run.statuses[response.status_code] = run.statuses.get(response.status_code, 0) + 1
+                run.statuses[response.status] = run.statuses.get(response.status, 0) + 1
+                how = response.headers.get("x-search-cache")
+                if how:
+                    cache[how] = cache.get(how, 0) + 1
 
-        # warm-up: connections open, caches warm
-        await asyncio.gather(*(client.get(rng.choice(urls)) for _ in range(min(clients, 20))))
+        async def warm_up(url: str) -> None:
+            async with client.get(url) as response:
+                await response.read()
+
+        # warm-up: connections open (from a list of its own: the unique run stays unique)
+        await asyncio.gather(*(warm_up(rng.choice(warm)) for _ in range(min(clients, 20))))
         cpu_before = {name: cpu_seconds([pid]) for name, pid in pids.items() if pid}
+        client_before = time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker(rng.randrange(1 << 30)) for _ in range(clients)))
         elapsed = time.perf_counter() - started
+        done = max(1, len(run.latencies))
         cpu_ms = {
             f"{name}_cpu_ms_per_request": round(
-                1000 * (cpu_seconds([pid]) - cpu_before[name]) / max(1, len(run.latencies)), 2
+                1000 * (cpu_seconds([pid]) - cpu_before[name]) / done, 2
             )
             for name, pid in pids.items()
             if pid
         }
+        cpu_ms["client_cpu_ms_per_request"] = round(
+            1000 * (time.process_time() - client_before) / done, 2
+        )
     lat = sorted(run.latencies)
 
     def pct(p: float) -> float:
@@ -404,6 +482,8 @@ async def load(
         "mean_ms": round(1000 * statistics.fmean(lat), 1) if lat else 0.0,
         "statuses": run.statuses,
         "errors": run.errors,
+        **({"cache": cache} if cache else {}),
+        **({"repeated_urls": True} if pick.wrapped else {}),
         **cpu_ms,
     }
 
@@ -492,8 +572,17 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, A
     ).json()["count"]
     token, _ = await owner_token(settings)
     rng = random.Random(11)
-    pool = await request_pool(settings, rng)
-    pool["search"] = [f"{url}&facets={args.facets}" for url in pool["search"]]
+    mixes = [m for m in getattr(args, "mix", "repeated").split(",") if m]
+    only = [args.only] if args.only else ["search", "page"]
+    steps = [(kind, mix) for kind in only for mix in (mixes if kind == "search" else ["uniform"])]
+    unique_needed = 0
+    if ("search", "unique") in steps:
+        # enough distinct searches for every step at a generous rate
+        unique_needed = int(sum(args.clients) * args.seconds * 12)
+    pool = await request_pool(settings, rng, unique=unique_needed)
+    for name in ("search", "unique"):
+        if name in pool:
+            pool[name] = [f"{url}&facets={args.facets}" for url in pool[name]]
     report: dict[str, Any] = {
         "pages_indexed": count_pages,
         "search_docs": indexed.json().get("count"),
@@ -502,26 +591,43 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, A
         "search_server": args.search_url or ("shared" if args.shared_search else "own"),
         "seconds_per_step": args.seconds,
         "facets": args.facets,
+        "mixes": mixes,
         "search": [],
         "page": [],
     }
     report["load_average_before"] = [round(x, 1) for x in os.getloadavg()]
     with ApiServer(settings, workers=args.workers) as server:
         pids = {"api": server.process.pid, "search": listening_pid(settings.search_url)}
-        for kind in [args.only] if args.only else ["search", "page"]:
+        unique_picker = Picker(pool.get("unique", []), "unique")
+        for kind, mix in steps:
+            # "search": the repeated mix (as in earlier reports); "search_unique": all misses
+            key = "search_unique" if mix == "unique" else kind
+            report.setdefault(key, [])
             for clients in args.clients:
+                # the unique picker is shared: no URL is asked twice in the whole run
+                picker = unique_picker if mix == "unique" else Picker(pool[kind], mix)
                 result = await load(
-                    server.base_url, pool[kind], clients, args.seconds, token, rng, pids
+                    server.base_url,
+                    picker,
+                    clients,
+                    args.seconds,
+                    token,
+                    rng,
+                    pids,
+                    pool["page"],
                 )
-                report[kind].append(result)
+                result["mix"] = mix
+                report[key].append(result)
                 if not args.json:
                     print(
-                        f"{kind:6} clients={clients:3}  qps={result['qps']:7.1f}"
+                        f"{kind:6} {mix:8} clients={clients:3}  qps={result['qps']:7.1f}"
                         f"  p50={result['p50_ms']:6.1f} ms  p95={result['p95_ms']:6.1f} ms"
                         f"  p99={result['p99_ms']:6.1f} ms  n={result['requests']}"
                         f"  statuses={result['statuses']} errors={result['errors']}"
+                        f"  cache={result.get('cache')}"
                         f"  cpu ms/req: api={result.get('api_cpu_ms_per_request')}"
-                        f" search={result.get('search_cpu_ms_per_request')}",
+                        f" search={result.get('search_cpu_ms_per_request')}"
+                        f" client={result.get('client_cpu_ms_per_request')}",
                         flush=True,
                     )
     report["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
@@ -548,6 +654,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--only", default="", choices=["", "search", "page"], help="Run one endpoint only."
+    )
+    parser.add_argument(
+        "--mix",
+        default="unique,repeated",
+        help="Search mixes, comma-separated: unique (every query new: all cache misses),"
+        " repeated (Zipf-weighted draws from ~600 queries, as users repeat searches),"
+        " uniform (even draws from the same ~600).",
     )
     parser.add_argument("--fresh", action="store_true", help="Rebuild the bench data.")
     parser.add_argument(

@@ -360,6 +360,26 @@ async def write_search_docs(
 
 
 # --------------------------------------------------------------------------------------
+# change notices for readers that cache search results
+# --------------------------------------------------------------------------------------
+
+SEARCH_CHANGED_CHANNEL = "piaoxi_search_changed"
+"""Postgres NOTIFY channel: documents behind an alias were written (payload: the alias).
+The API drops its cached search results when it hears one (api/search_cache.py)."""
+
+
+async def notify_search_changed(conn: asyncpg.Connection, settings: Settings) -> None:
+    """Tell listeners the index behind `settings`' alias changed. Best effort: a lost
+    notice only delays a reader's refresh (the API's cache entries also expire)."""
+    try:
+        await conn.execute(
+            "SELECT pg_notify($1, $2)", SEARCH_CHANGED_CHANNEL, index_alias(settings)
+        )
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.warning("could not announce a search index change", error=str(exc))
+
+
+# --------------------------------------------------------------------------------------
 # the projector
 # --------------------------------------------------------------------------------------
 
@@ -406,23 +426,37 @@ class SearchProjector:
     async def drain_once(self, index: str | None = None) -> int:
         """Index one batch of queued documents; return how many outbox rows it took."""
         target = index or index_alias(self.settings)
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK)
-            # a document is usually queued several times (once per batch that touched
-            # it): take up to batch_size distinct documents and all their queued rows
-            rows = await conn.fetch(
-                "SELECT id, document_id FROM search_outbox ORDER BY id LIMIT $1"
-                " FOR UPDATE SKIP LOCKED",
-                self.batch_size * 10,
-            )
-            if not rows:
-                return 0
-            document_ids = list(dict.fromkeys(r["document_id"] for r in rows))[: self.batch_size]
-            chosen = set(document_ids)
-            taken = [r["id"] for r in rows if r["document_id"] in chosen]
-            docs = await build_search_docs(conn, document_ids)
-            await write_search_docs(self.client, target, docs, require_alias=index is None)
-            await conn.execute("DELETE FROM search_outbox WHERE id = ANY($1::bigint[])", taken)
+        async with self.pool.acquire() as conn:
+            written = False
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", REBUILD_LOCK)
+                    # a document is usually queued several times (once per batch that
+                    # touched it): take up to batch_size distinct documents and all their
+                    # queued rows
+                    rows = await conn.fetch(
+                        "SELECT id, document_id FROM search_outbox ORDER BY id LIMIT $1"
+                        " FOR UPDATE SKIP LOCKED",
+                        self.batch_size * 10,
+                    )
+                    if not rows:
+                        return 0
+                    document_ids = list(dict.fromkeys(r["document_id"] for r in rows))[
+                        : self.batch_size
+                    ]
+                    chosen = set(document_ids)
+                    taken = [r["id"] for r in rows if r["document_id"] in chosen]
+                    docs = await build_search_docs(conn, document_ids)
+                    written = True  # (or partly written, when the bulk request fails)
+                    await write_search_docs(self.client, target, docs, require_alias=index is None)
+                    await conn.execute(
+                        "DELETE FROM search_outbox WHERE id = ANY($1::bigint[])", taken
+                    )
+            finally:
+                if written:
+                    # outside the transaction: readers hear of the write even when the
+                    # commit fails (the batch is then indexed again, and announced again)
+                    await notify_search_changed(conn, self.settings)
         self.stats.batches += 1
         self.stats.documents += len(document_ids)
         self.stats.search_docs += docs.indexed + docs.removed
@@ -510,5 +544,6 @@ async def _rebuild_index(
         last = ids[-1]
     await client.indices.refresh(index=new_index)
     await flip_alias(client, settings, new_index)
+    await notify_search_changed(conn, settings)
     log.info("search index rebuilt", index=new_index)
     return new_index

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from api.auth import Principal
 from api.deps import ENTITY_TYPE, NO_CONTROL, Caller, EntityFilter, FilterText, State
 from api.errors import ApiError, ErrorResponse
 from api.models import EntityFacetBucket, FacetBucket, SearchFacets, SearchHit, SearchResponse
 from api.render import highlight_fragments
+from api.search_cache import cache_key
 from api.search_query import (
     FACET_SAMPLE,
     FIELDS,
@@ -22,7 +23,7 @@ from api.search_query import (
     build_search_body,
     parse_query,
 )
-from api.state import AppState
+from api.state import MISSING, AppState
 
 router = APIRouter(tags=["search"])
 
@@ -60,6 +61,8 @@ ListParam = Annotated[list[FilterText] | None, Query(max_length=10)]
     responses={400: {"model": ErrorResponse, "description": "Result window too deep."}},
 )
 async def search(
+    request: Request,
+    response: Response,
     state: State,
     caller: Caller,
     q: Annotated[
@@ -100,7 +103,16 @@ async def search(
         year_from=year_from,
         year_to=year_to,
     )
-    return await run_search(state, caller, q, filters, page=page, size=size, facets=facets)
+    result, cached = await cached_search(
+        state, caller, q, filters, page=page, size=size, facets=facets
+    )
+    response.headers[CACHE_HEADER] = cached
+    request.app.state.metrics.search_cache.labels(cached).inc()
+    return result
+
+
+CACHE_HEADER = "X-Search-Cache"
+"""Response header of /search: hit, miss or off (cache bypassed: not listening)."""
 
 
 async def run_search(
@@ -114,6 +126,23 @@ async def run_search(
     facets: str = "sampled",
 ) -> SearchResponse:
     """The search as `caller` may see it (also used by the web page)."""
+    result, _ = await cached_search(state, caller, q, filters, page=page, size=size, facets=facets)
+    return result
+
+
+async def cached_search(
+    state: AppState,
+    caller: Principal,
+    q: str,
+    filters: SearchFilters,
+    *,
+    page: int = 1,
+    size: int = 10,
+    facets: str = "sampled",
+) -> tuple[SearchResponse, str]:
+    """`run_search`'s answer and where it came from (hit | miss | off). Answers are
+    cached by the exact search body, which carries the caller's visibility filter
+    (api/search_cache.py); the returned model is shared: never modify it."""
     if page * size > MAX_RESULT_WINDOW:
         raise ApiError(
             400,
@@ -123,6 +152,14 @@ async def run_search(
     parsed = parse_query(q)
     request = SearchRequest(query=parsed, filters=filters, page=page, size=size, facets=facets)
     body = build_search_body(request, caller.search_filter())
+    cache = state.search_cache
+    key = None
+    if state.search_listener is not None and await state.search_listener.ensure():
+        key = cache_key(state.search.alias, body, q)
+        found = cache.get(key)
+        if found is not None:
+            return found, "hit"
+    generation = cache.generation
     data = await state.search.search(body)
     hits_data = data.get("hits", {})
     total_data = hits_data.get("total", 0)
@@ -132,7 +169,7 @@ async def run_search(
     aggs = data.get("aggregations") or {}
     if facets == "sampled":
         aggs = aggs.get("sample") or {}
-    return SearchResponse(
+    result = SearchResponse(
         query=q,
         phrase=bool(parsed.phrases) and not parsed.terms,
         total=total,
@@ -142,6 +179,11 @@ async def run_search(
         facets=_facets(aggs),
         facets_sampled=facets == "sampled" and total > FACET_SAMPLE,
     )
+    if key is None:
+        return result, "off"
+    if not any(k in data for k in MISSING):
+        cache.put(key, result, generation)
+    return result, "miss"
 
 
 def _hit(hit: dict[str, Any], needles: list[str]) -> SearchHit:

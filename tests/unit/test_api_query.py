@@ -53,8 +53,15 @@ def test_search_body_is_structured_and_filters_visibility_in_the_query() -> None
     text = json.dumps(body, ensure_ascii=False)
     assert "query_string" not in text and "simple_query_string" not in text
     filters = body["query"]["bool"]["filter"]
-    assert {"term": {"kind": "page"}} in filters
-    assert owner.search_filter() in filters
+    # text clauses only match page docs (only they have a search key): no kind filter
+    assert {"term": {"kind": "page"}} not in filters
+    # an owner sees public OR own docs: the query's should clauses, one of them required,
+    # scoring nothing (hits, scores and facets as with the rule in the filter list)
+    assert body["query"]["bool"]["should"] == [
+        {"constant_score": {"filter": {"term": {"visibility": "public"}}, "boost": 0}},
+        {"constant_score": {"filter": {"term": {"owner": "alice"}}, "boost": 0}},
+    ]
+    assert body["query"]["bool"]["minimum_should_match"] == 1
     assert {"terms": {"dynasties": ["唐"]}} in filters
     assert {"term": {"entity_keys": "PERSON:李白"}} in filters
     assert {"range": {"year_from": {"lte": 800}}} in filters
@@ -73,6 +80,13 @@ def test_search_body_is_structured_and_filters_visibility_in_the_query() -> None
     }
     request.facets = "none"
     assert "aggs" not in build_search_body(request, None)
+    # anonymous: the rule stays a filter; without words the kind filter is there
+    listing = build_search_body(SearchRequest(query=parse_query("")), Principal().search_filter())
+    assert listing["query"]["bool"]["filter"] == [
+        {"term": {"kind": "page"}},
+        {"term": {"visibility": "public"}},
+    ]
+    assert "should" not in listing["query"]["bool"]
 
 
 def test_visibility_rule() -> None:
