@@ -126,6 +126,8 @@ _ENTHRONED = re.compile(rf"(?<=即)([{CJK}]{{1,2}}王)(?=位)")
 # A commissioner title with its circuit or army (范陽節度使, 義成軍節度使).
 _COMMISSIONER = "節度使"
 # A Zhou state as a place: 楚將, 趙人, 為趙宦者令, 客吳、越、齊、趙間, 春秋屬吳.
+_ZHOU_STATE_CHAR = re.compile(f"[{ZHOU_STATES}]")
+_FIEF_CHAR = re.compile(f"[{_FIEFS}]")
 _STATE_LEFT = set("於之即屬客伐入奔至事仕在歸適如朝使聘救侵圍滅為生先")
 _STATE_RIGHT = set("人之將王侯公君師國相，、。；地都")
 # A ruler's full designation: temple name + posthumous title + 皇帝, before 諱 or a comma
@@ -478,10 +480,13 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
         ):
             continue
         out.append(Entity("PERSON", name, a, b, confidence=0.7, source="pattern"))
-    places = [k for k in known if k.type == "PLACE"]
+    places = sorted((k for k in known if k.type == "PLACE"), key=lambda k: k.start)
+    place_starts = [k.start for k in places]
     for m in _NATIVE_OF.finditer(text):
         a, b = m.start(1), m.end(1)
-        inside = sorted((k for k in places if a <= k.start and k.end <= b), key=lambda k: k.start)
+        lo = bisect.bisect_left(place_starts, a)
+        hi = bisect.bisect_left(place_starts, b)
+        inside = [k for k in places[lo:hi] if k.end <= b]
         if text[b - 1] in _NATIVE_STOP:
             continue
         if not inside:
@@ -596,16 +601,16 @@ def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
         if m[1] != "皇帝":
             title(m.start(1), m.end(1), 0.6)
     states: set[int] = set()
-    for i, ch in enumerate(text):
-        if ch not in ZHOU_STATES:
-            continue
+    for m in _ZHOU_STATE_CHAR.finditer(text):
+        i = m.start()
         left = text[i - 1] if i > 0 else ""
         right = text[i + 1] if i + 1 < len(text) else ""
         if (not _is_cjk(left) or left in _STATE_LEFT) and (not right or right in _STATE_RIGHT):
             states.add(i)
-    for i, ch in enumerate(text):
+    for m in _FIEF_CHAR.finditer(text):
         # States that were also imperial dynasties: 屬吳，; 為秦將; beside a state (吳、越).
-        if ch not in _FIEFS or i in states:
+        i = m.start()
+        if i in states:
             continue
         left = text[i - 1] if i > 0 else ""
         right = text[i + 1] if i + 1 < len(text) else ""
@@ -621,27 +626,28 @@ def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
 
 
 def _full_names(text: str, known: Sequence[Entity]) -> list[Entity]:
-    """Surname + a known two-character given name (劉禹錫, 吳元濟, 哥舒翰 is not one) over
-    characters no gazetteer word covers."""
+    """Surname + a known two-character given name (劉禹錫, 吳元濟) over characters no
+    gazetteer word covers."""
     g = gazetteer()
     covered = bytearray(len(text) + 1)
     for k in known:
         covered[k.start : k.end] = b"\x01" * (k.end - k.start)
     out: list[Entity] = []
-    i = 0
-    while i < len(text) - 2:
+    taken_to = 0
+    given = g.given
+    for j in range(1, len(text) - 1):
+        if text[j : j + 2] not in given:  # the cheap test first: a given name starts at j
+            continue
         for head in (2, 1):
-            end = i + head + 2
-            if (
-                text[i : i + head] in g.surnames
-                and text[i + head : end] in g.given
-                and not any(covered[i:end])
-                and text[i] not in "於于"
-            ):
-                out.append(Entity("PERSON", text[i:end], i, end, confidence=0.55, source="pattern"))
-                i = end - 1
-                break
-        i += 1
+            i = j - head
+            if i < taken_to or text[i:j] not in g.surnames or text[i] in "於于":
+                continue
+            if not any(covered[i : j + 2]):
+                out.append(
+                    Entity("PERSON", text[i : j + 2], i, j + 2, confidence=0.55, source="pattern")
+                )
+                taken_to = j + 2
+            break
     return out
 
 
