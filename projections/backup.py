@@ -978,59 +978,63 @@ async def _restore_tokens(
     return sum(1 for r in added if r["inserted"])
 
 
-async def _restore_records(settings: Settings, path: Path) -> tuple[int, int]:
-    """Put back the uploader's records the store lacks; a record the store has is kept (it
-    is as new as the backup's or newer). Returns (restored, already present)."""
-    file = path / RECORDS_FILE
-    entries = [json.loads(line) for line in file.read_text("utf-8").splitlines() if line]
+async def _put_missing(
+    settings: Settings,
+    what: str,
+    entries: list[dict[str, Any]],
+    put: Callable[[Any, dict[str, Any]], None],
+) -> tuple[int, int]:
+    """`put(client, entry)` for each entry whose key the store lacks; an object the store
+    has is kept (as new as the backup's, or newer). Returns (restored, already present)."""
     client = object_store(settings)
-    bucket = settings.s3_bucket
 
-    def put_missing() -> tuple[int, int]:
-        _ensure_bucket(client, bucket)
+    def put_each() -> tuple[int, int]:
+        _ensure_bucket(client, settings.s3_bucket)
         restored = present = 0
         for entry in entries:
-            if _exists(client, bucket, entry["key"]):
+            if _exists(client, settings.s3_bucket, entry["key"]):
                 present += 1
                 continue
-            data = (
-                entry["text"].encode("utf-8")
-                if "text" in entry
-                else base64.b64decode(entry["base64"])
-            )
-            if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-                raise BackupError(f"corrupt record in the backup: {entry['key']}")
-            client.put_object(
-                bucket, entry["key"], io.BytesIO(data), len(data), content_type="application/json"
-            )
+            put(client, entry)
             restored += 1
         return restored, present
 
-    result: tuple[int, int] = await _store_call(settings, "restoring the records", put_missing)
+    result: tuple[int, int] = await _store_call(settings, f"restoring the {what}", put_each)
     return result
+
+
+def _jsonl(file: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in file.read_text("utf-8").splitlines() if line]
+
+
+async def _restore_records(settings: Settings, path: Path) -> tuple[int, int]:
+    """The uploader's records the store lacks."""
+
+    def put(client: Any, entry: dict[str, Any]) -> None:
+        if "text" in entry:
+            data = entry["text"].encode("utf-8")
+        else:
+            data = base64.b64decode(entry["base64"])
+        if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+            raise BackupError(f"corrupt record in the backup: {entry['key']}")
+        client.put_object(
+            settings.s3_bucket,
+            entry["key"],
+            io.BytesIO(data),
+            len(data),
+            content_type="application/json",
+        )
+
+    return await _put_missing(settings, "records", _jsonl(path / RECORDS_FILE), put)
 
 
 async def _restore_blobs(settings: Settings, path: Path) -> tuple[int, int]:
-    """Put back the blobs the store lacks. Returns (restored, already present)."""
-    entries = [
-        json.loads(line) for line in (path / BLOBS_INDEX).read_text("utf-8").splitlines() if line
-    ]
-    client = object_store(settings)
-    bucket = settings.s3_bucket
+    """The blobs the store lacks."""
 
-    def put_missing() -> tuple[int, int]:
-        _ensure_bucket(client, bucket)
-        restored = present = 0
-        for entry in entries:
-            if _exists(client, bucket, entry["key"]):
-                present += 1
-                continue
-            client.fput_object(bucket, entry["key"], str(path / entry["file"]))
-            restored += 1
-        return restored, present
+    def put(client: Any, entry: dict[str, Any]) -> None:
+        client.fput_object(settings.s3_bucket, entry["key"], str(path / entry["file"]))
 
-    result: tuple[int, int] = await _store_call(settings, "restoring the blobs", put_missing)
-    return result
+    return await _put_missing(settings, "blobs", _jsonl(path / BLOBS_INDEX), put)
 
 
 async def replay_check(settings: Settings, restored: asyncpg.Pool) -> CheckResult:

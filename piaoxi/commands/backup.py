@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
+
+T = TypeVar("T")
 
 _OUT = typer.Option(
     None, "--out", help="Backup directory to create (default: PIAOXI_BACKUP_DIR/piaoxi-<time>)."
@@ -35,11 +38,25 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _quiet_http_retries() -> None:
-    """urllib3 logs each retry; the command reports the outcome in one line instead."""
+def _run(command: str, work: Callable[[Callable[[str], None]], Awaitable[T]]) -> T:
+    """Run `work(step)` with a status line on stderr; a BackupError is one red line and
+    exit code 1. urllib3's log line per retry is silenced: the outcome is reported."""
     import logging
 
+    from rich.console import Console
+
+    from projections.backup import BackupError
+
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+
+    async def main(step: Callable[[str], None]) -> T:
+        return await work(step)
+
+    try:
+        with Console(stderr=True).status(command) as status:
+            return asyncio.run(main(lambda what: status.update(f"{command}: {what}")))
+    except BackupError as exc:
+        raise _fail(command, str(exc)) from None
 
 
 def backup(
@@ -55,20 +72,10 @@ def backup(
     from rich.console import Console
 
     from piaoxi.settings import get_settings
-    from projections.backup import BackupError, create_backup
+    from projections.backup import create_backup
 
-    console = Console(stderr=True)
     settings = get_settings()
-    _quiet_http_retries()
-    try:
-        with console.status("backup") as status:
-            result = asyncio.run(
-                create_backup(
-                    settings, out, blobs=blobs, step=lambda what: status.update(f"backup: {what}")
-                )
-            )
-    except BackupError as exc:
-        raise _fail("backup", str(exc)) from None
+    result = _run("backup", lambda step: create_backup(settings, out, blobs=blobs, step=step))
     manifest = result.manifest
     if as_json:
         typer.echo(json.dumps({"path": str(result.path), **manifest}, ensure_ascii=False))
@@ -110,24 +117,13 @@ def restore(
     from rich.table import Table
 
     from piaoxi.settings import get_settings
-    from projections.backup import BackupError, restore_backup
+    from projections.backup import restore_backup
 
-    console = Console(stderr=True)
     settings = get_settings()
-    _quiet_http_retries()
-    try:
-        with console.status("restore") as status:
-            result = asyncio.run(
-                restore_backup(
-                    settings,
-                    path,
-                    yes=yes,
-                    search=search,
-                    step=lambda what: status.update(f"restore: {what}"),
-                )
-            )
-    except BackupError as exc:
-        raise _fail("restore", str(exc)) from None
+    result = _run(
+        "restore",
+        lambda step: restore_backup(settings, path, yes=yes, search=search, step=step),
+    )
     if as_json:
         data: dict[str, Any] = asdict(result)
         data["path"] = str(result.path)
