@@ -41,6 +41,8 @@ RULER_FIRST = (
     "欽孝光寧理度恭端莊景成康平桓靈獻明章和安沖質廢"
 )
 RULER_BAD_LEFT = "皇上正大祖同宗一本"
+# Before a bare given name that refers to a person named earlier (封亮…, 以權為…, 光以…).
+GIVEN_NAME_LEFT = "，。；：、「以與封詣命勸使令遣召拜謂及於從事徵"
 VARIANT_FOLD = str.maketrans("爲眞衆敎靑淸卽旣槪㨗", "為真眾教青清即既概捷")
 
 
@@ -277,6 +279,13 @@ class SilverLabeler:
         if subject and len(subject) == 3 and subject[0] not in "釋":
             for m in re.finditer(re.escape(subject[1:]), text):
                 add(6, m.start(), m.end(), "PERSON")
+        if subject and len(subject) == 2:
+            # 「軾以…」「封軾…」: the bare given name of the subject at the head of a clause.
+            for m in re.finditer(re.escape(subject[1]), text):
+                left = text[m.start() - 1] if m.start() else "，"
+                right = text[m.end()] if m.end() < len(text) else ""
+                if left in GIVEN_NAME_LEFT and right and re.match(rf"[{CJK}]", right):
+                    add(6, m.start(), m.end(), "PERSON")
         for m in self.place_suffix.finditer(text):
             add(7, m.start(), m.end(), "PLACE")
         for m in re.finditer(rf"（今(?:屬)?([{CJK}]{{2,8}})）", text):
@@ -310,6 +319,10 @@ def _sentence_examples(
             if s.start >= offset and s.end <= end
         )
         yield Example(piece, inner, source)
+
+
+def _words_of(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
 
 
 class Synthesizer:
@@ -363,6 +376,80 @@ class Synthesizer:
         "{R}即位，召{P}為{T}，出為{L}{T}。",
         "{D}{R}{Q}，{P}上書。",
     )
+    # Single-character (or bare given-name) references, noble titles before names, Zhou
+    # states as places and modified military titles: the gold errors of v0.3.0 were mostly
+    # these shapes (names absent from the lists, 亮/權 alone, 武鄉侯, 楚/趙, 步兵校尉).
+    REFERENCES = (
+        "{E}，{g}上疏曰：臣聞之。",
+        "{E}，{g}率眾至{L}，{L}震恐。",
+        "{E}，封{g}{O}，開府治事。",
+        "{g}以{T}輔政。",
+        "{R}親問{g}疾，未幾卒。",
+        "{E}，{g}入{L}，僭號{D}。",
+        "{E}，{g}與{P}戰於{L}，大破之。",
+        "{E}，{g}拜{T}，兼{T}。",
+        "{E}，{g}遇害於{L}，年{N}。",
+        "{D}{R}{E}，以{g}為{T}。",
+        "{P}以舟師伐{P}，{g}將{P}敗之於{L}。",
+        "{P}，字{C}，{L}人。{g}少好學，與{P}善。",
+        "{g}既治{L}之明年，始{X}。",
+        "{P}遂詣{g}，凡三往，乃見。",
+        "{E}，{g}上表諫{X}，貶{L}{T}。",
+        "{g}為{S}將{P}所殺。",
+        "{O}{P}者，{L}人也。",
+        "{O}{P}者，其先{S}人也。",
+        "{E}，進封{O}。",
+        "{E}，{O}{g}起兵{L}。",
+        "{D}{O}{P}撰，{D}{P}注。",
+        "{E}，{P}即{O}位。",
+        "{P}，{D}{R}子{O}{g}之後也。",
+        "{E}，{O}{g}收復{L}。",
+        "{P}者，{S}人也，為{S}{T}。",
+        "{P}者，{S}之良將也。",
+        "其季父{P}，{g}父即{S}將{P}。",
+        "{P}客{S}、{S}、{S}間。",
+        "{L}，春秋屬{S}，戰國屬{S}。",
+        "{P}，{S}之同姓也，為{S}{R}{T}。",
+        "{E}，{K}{P}出擊{L}，以{g}為{K}。",
+        "{E}，{P}為{K}，封{O}。",
+        "{K}{P}校{B}。",
+        "{P}，{K}{P}弟也。",
+        "{P}、{P}、{P}率師平{L}。",
+        "{E}，{P}、{P}等用事。",
+        "{L}在府城西，{D}{T}{P}建。",
+        "{Y}在府城西{N}里，{D}{E}建。",
+        "{Y}在{Y}下，{D}{P}讀書處也。",
+        "{P}，{L}{W}{W}人。",
+        "葬於{L}{W}{W}之{W}。",
+        "{E}，{P}至{W}，大破之。",
+        "{Y}，舊名{Y}，{D}{E}改今名。",
+        "{E}，{P}自{W}徙{W}。",
+    )
+    ADMIN_SUFFIXES = ("縣", "縣", "鄉", "里", "州", "城", "邑", "郡")
+    SITE_SUFFIXES = (
+        "寺",
+        "寺",
+        "山",
+        "山",
+        "閣",
+        "樓",
+        "宮",
+        "亭",
+        "院",
+        "觀",
+        "橋",
+        "湖",
+        "溪",
+        "洞",
+    )
+    NOBLE_SUFFIXES = ("王", "王", "侯", "侯", "郡王", "國公", "郡公", "縣侯")
+    MILITARY_PREFIXES = _words_of(
+        """
+        步兵 越騎 屯騎 射聲 長水 奉車 駙馬 驃騎 票騎 車騎 虎賁 羽林 護軍 中護軍 前軍 後軍
+        左軍 右軍 中軍 輕車 伏波 樓船 度遼 破虜 討虜 蕩寇 橫海 材官 強弩 戊己 西域 副
+        """
+    )
+    MILITARY_BASES = ("校尉", "都尉", "將軍", "中郎將", "都護", "司馬")
 
     def __init__(self, rng: random.Random, persons: list[str]) -> None:
         names = lexicon.udkanbun_names()
@@ -381,6 +468,7 @@ class Synthesizer:
             {*lexicon.PLACES, *lexicon.PROVINCES, *(p for p in names.places if len(p) >= 2)}
         )
         self.provinces = list(lexicon.PROVINCES)
+        self.two_char_places = [p for p in self.places if len(p) == 2] or ["臨淄"]
         self.dynasties = [*lexicon.dynasties_multi(), *("漢晉隋唐宋元明清" * 3)]
         eras = lexicon.eras()
         self.eras = sorted({e.name for e in eras}) or ["貞觀"]
@@ -418,8 +506,31 @@ class Synthesizer:
                     text += r.choice(lexicon.DAYS_NUM) + "日"
         return text
 
+    def noble(self) -> str:
+        """A noble title: a place or a Zhou state + 王/侯/郡王 ... (武鄉侯, 秦王, 汾陽郡王)."""
+        r = self.rng
+        if r.random() < 0.35:
+            head = r.choice(lexicon.ZHOU_STATES)
+        else:
+            head = r.choice([p for p in self.two_char_places])
+        return head + r.choice(self.NOBLE_SUFFIXES)
+
+    def given_name(self) -> str:
+        """A bare given name (亮, 權, 居正): one character mostly."""
+        r = self.rng
+        if r.random() < 0.7:
+            return r.choice(self.given_chars)
+        return "".join(r.choice(self.given_chars) for _ in range(2))
+
     def example(self) -> Example:
-        pool = self.BIO_OPENINGS if self.rng.random() < 0.35 else self.TEMPLATES
+        roll = self.rng.random()
+        pool: tuple[str, ...]
+        if roll < 0.25:
+            pool = self.BIO_OPENINGS
+        elif roll < 0.5:
+            pool = self.REFERENCES
+        else:
+            pool = self.TEMPLATES
         template = self.rng.choice(pool)
         text = ""
         spans: list[Span] = []
@@ -460,6 +571,24 @@ class Synthesizer:
             return r.choice(self.books), "BOOK"
         if slot == "N":
             return r.choice(lexicon.ERA_YEAR_NUMERALS[1:]), None
+        if slot == "g":
+            return self.given_name(), "PERSON"
+        if slot == "O":
+            return self.noble(), "OFFICIAL_TITLE"
+        if slot == "S":
+            return r.choice(lexicon.ZHOU_STATES), "PLACE"
+        if slot == "K":
+            return r.choice(self.MILITARY_PREFIXES) + r.choice(self.MILITARY_BASES), (
+                "OFFICIAL_TITLE"
+            )
+        if slot == "W":  # an unseen place with its administrative suffix: 木窣縣, 宜堅鄉
+            body = "".join(r.choice(self.given_chars) for _ in range(r.choice((1, 2, 2))))
+            return body + r.choice(self.ADMIN_SUFFIXES), "PLACE"
+        if slot == "Y":  # an unseen named site: 2 characters + 寺/山/閣 ...
+            body = "".join(r.choice(self.given_chars) for _ in range(2))
+            return body + r.choice(self.SITE_SUFFIXES), "PLACE"
+        if slot == "X":
+            return r.choice(("飲水而甘", "迎佛骨", "築堤", "讀書", "講學")), None
         raise ValueError(slot)
 
 
@@ -516,6 +645,14 @@ def build_dataset(
         # The held-out Tang biographies have no Western-year notes: drop them half the time.
         if rng.random() < 0.5:
             desc = WESTERN_YEARS.sub("", desc)
+        # Monks are named with or without 釋 (釋宗本 / 宗本): half the time without.
+        if (
+            name.startswith("釋")
+            and len(name) >= 3
+            and desc.startswith(name)
+            and rng.random() < 0.5
+        ):
+            name, desc = name[1:], desc[1:]
         examples.extend(_sentence_examples(labeler, desc, "song-bio", subject=name))
     if limit_bios is None:
         for paragraph, pre_qin in guwen:
