@@ -740,7 +740,7 @@ async def restore_backup(
             f" knows up to {newest}: restore it with a newer piaoxi"
         )
     say("checking the broker")
-    await broker_log_end(settings)  # fail before touching the database when it is down
+    _check_log_holds(database, await broker_log_end(settings))
     lap("verify")
 
     await _ensure_database(settings)
@@ -869,6 +869,19 @@ async def restore_backup(
         seconds=timings,
         notes=notes,
     )
+
+
+def _check_log_holds(database: dict[str, Any], end: dict[Partition, int]) -> None:
+    """Refuse a backup whose checkpoints lie beyond the end of the log: the log lost events
+    (or is another one), and the replay check could never reach those offsets."""
+    for checkpoint in database["checkpoints"]:
+        key = (checkpoint["topic"], checkpoint["partition"])
+        if checkpoint["projection"] == PROJECTION and checkpoint["offset"] > end.get(key, -1):
+            raise BackupError(
+                f"the backup has applied {key[0]}[{key[1]}] up to offset {checkpoint['offset']},"
+                f" but the log ends at {end.get(key, -1)}: the log lost events or is another"
+                " one (the log is the source of truth: `piaoxi replay projections`)"
+            )
 
 
 async def _recover_interrupted(admin: asyncpg.Connection, notes: list[str]) -> None:

@@ -328,3 +328,18 @@ async def test_restore_with_yes_under_a_live_projector_ends_like_an_undisturbed_
     total = len(first) + len(second) + len(third)
     await project_until(reference, lambda applied, _waiting: applied == total, only="postgres")
     assert await digest(live) == await digest(reference)
+
+
+async def test_a_backup_ahead_of_the_log_is_refused(settings: Settings, tmp_path: Path) -> None:
+    """The log lost its events after the backup (topics deleted): the backup's checkpoints
+    point beyond its end, which no replay check could reach."""
+    from piaoxi.stack import delete_topics
+
+    events = synthetic.histories(2, pages=1, seed=71)
+    synthetic.publish(settings, events)
+    await _project(settings, len(events))
+    made = await create_backup(settings, tmp_path / "backup")
+    await _sql(settings, "DROP SCHEMA readmodel CASCADE")
+    await asyncio.to_thread(delete_topics, settings)
+    with pytest.raises(BackupError, match="but the log ends at -1: the log lost events"):
+        await restore_backup(settings, made.path)
