@@ -2,11 +2,12 @@
 
 Correctness first:
 
-- **Key = the exact request body sent to the search server** (plus the alias and the
-  caller's raw query text, which the response echoes). The body carries the caller's
-  visibility filter (`Principal.search_filter()`), so an anonymous caller, each owner and
-  an admin have different keys by construction: a cached answer is only ever served to a
-  caller whose search would have sent the very same body.
+- **Key = everything the request body sent to the search server is made of**: the
+  caller's visibility filter (`Principal.search_filter()`, as canonical JSON), the query
+  text, filters, page, size and facets (`build_search_body` is a pure function of them),
+  plus the alias. An anonymous caller, each owner and an admin have different keys by
+  construction: a cached answer is only ever served to a caller whose search would have
+  sent the very same body.
 - **Invalidation by the writer.** The search projector sends a Postgres NOTIFY on
   `projections.search.SEARCH_CHANGED_CHANNEL` after every bulk write and alias flip; each
   API process LISTENs on one connection of its own and drops every entry when a notice
@@ -27,15 +28,18 @@ import contextlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 
 log = get_logger(__name__)
+
+Key = tuple[Hashable, ...]
 
 MAX_ENTRIES = 4096
 TTL_S = 30.0
@@ -43,11 +47,27 @@ SETTLE_S = 1.0
 RETRY_S = 2.0  # at most one attempt to (re)open the listening connection per this
 
 
-def cache_key(alias: str, body: dict[str, Any], *extra: Any) -> str:
-    """A canonical string of the search request (and what else shapes the answer)."""
-    return json.dumps(
-        [alias, body, *extra], ensure_ascii=False, sort_keys=True, separators=(",", ":")
-    )
+def cache_key(alias: str, visibility_filter: dict[str, Any] | None, *request: Hashable) -> Key:
+    """The key of a search: the alias, the caller's visibility filter as sent to the
+    search server (canonical JSON) and the request's own inputs (query text, filters,
+    page, size, facets), of which the search body is a pure function."""
+    scope = json.dumps(visibility_filter, ensure_ascii=False, sort_keys=True)
+    return (alias, scope, *request)
+
+
+class CachedAnswer:
+    """A search answer (the response model) and its JSON, made once on first use."""
+
+    __slots__ = ("_json", "model")
+
+    def __init__(self, model: BaseModel) -> None:
+        self.model: Any = model
+        self._json: bytes | None = None
+
+    def json(self) -> bytes:
+        if self._json is None:
+            self._json = self.model.model_dump_json().encode()
+        return self._json
 
 
 class SearchCache:
@@ -70,12 +90,12 @@ class SearchCache:
         self.listening = False
         self.hits = 0
         self.misses = 0
-        self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
+        self._entries: OrderedDict[Key, tuple[float, Any]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: str) -> Any | None:
+    def get(self, key: Key) -> Any | None:
         """The cached answer, or None (also whenever the cache is not listening)."""
         if not self.listening:
             return None
@@ -89,7 +109,7 @@ class SearchCache:
         self.hits += 1
         return found[1]
 
-    def put(self, key: str, value: Any, generation: int) -> bool:
+    def put(self, key: Key, value: Any, generation: int) -> bool:
         """Store `value`, fetched while the cache was at `generation`; False when it may
         already be stale (the index changed since, or changed only just now)."""
         now = self.clock()

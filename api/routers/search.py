@@ -11,7 +11,7 @@ from api.deps import ENTITY_TYPE, NO_CONTROL, Caller, EntityFilter, FilterText, 
 from api.errors import ApiError, ErrorResponse
 from api.models import EntityFacetBucket, FacetBucket, SearchFacets, SearchHit, SearchResponse
 from api.render import highlight_fragments
-from api.search_cache import cache_key
+from api.search_cache import CachedAnswer, cache_key
 from api.search_query import (
     FACET_SAMPLE,
     FIELDS,
@@ -62,7 +62,6 @@ ListParam = Annotated[list[FilterText] | None, Query(max_length=10)]
 )
 async def search(
     request: Request,
-    response: Response,
     state: State,
     caller: Caller,
     q: Annotated[
@@ -94,7 +93,7 @@ async def search(
             " slower for broad queries) or none."
         ),
     ] = "sampled",
-) -> SearchResponse:
+) -> Response:
     filters = SearchFilters(
         dynasties=check_texts(dynasty or [], max_chars=50, what="dynasty"),
         entity_types=tuple(entity_type or []),
@@ -103,12 +102,12 @@ async def search(
         year_from=year_from,
         year_to=year_to,
     )
-    result, cached = await cached_search(
+    answer, cached = await cached_search(
         state, caller, q, filters, page=page, size=size, facets=facets
     )
-    response.headers[CACHE_HEADER] = cached
     request.app.state.metrics.search_cache.labels(cached).inc()
-    return result
+    # serialized once per cached answer (what FastAPI would send for the model)
+    return Response(answer.json(), media_type="application/json", headers={CACHE_HEADER: cached})
 
 
 CACHE_HEADER = "X-Search-Cache"
@@ -126,8 +125,8 @@ async def run_search(
     facets: str = "sampled",
 ) -> SearchResponse:
     """The search as `caller` may see it (also used by the web page)."""
-    result, _ = await cached_search(state, caller, q, filters, page=page, size=size, facets=facets)
-    return result
+    answer, _ = await cached_search(state, caller, q, filters, page=page, size=size, facets=facets)
+    return answer.model
 
 
 async def cached_search(
@@ -139,27 +138,28 @@ async def cached_search(
     page: int = 1,
     size: int = 10,
     facets: str = "sampled",
-) -> tuple[SearchResponse, str]:
+) -> tuple[CachedAnswer, str]:
     """`run_search`'s answer and where it came from (hit | miss | off). Answers are
-    cached by the exact search body, which carries the caller's visibility filter
-    (api/search_cache.py); the returned model is shared: never modify it."""
+    cached by everything the search body is made of, the caller's visibility filter
+    included (api/search_cache.py); the returned answer is shared: never modify it."""
     if page * size > MAX_RESULT_WINDOW:
         raise ApiError(
             400,
             "result_window_too_large",
             f"page × size may not exceed {MAX_RESULT_WINDOW}; narrow the search instead.",
         )
-    parsed = parse_query(q)
-    request = SearchRequest(query=parsed, filters=filters, page=page, size=size, facets=facets)
-    body = build_search_body(request, caller.search_filter())
+    visibility = caller.search_filter()
     cache = state.search_cache
     key = None
     if state.search_listener is not None and await state.search_listener.ensure():
-        key = cache_key(state.search.alias, body, q)
+        key = cache_key(state.search.alias, visibility, q, filters, page, size, facets)
         found = cache.get(key)
         if found is not None:
             return found, "hit"
     generation = cache.generation
+    parsed = parse_query(q)
+    request = SearchRequest(query=parsed, filters=filters, page=page, size=size, facets=facets)
+    body = build_search_body(request, visibility)
     data = await state.search.search(body)
     hits_data = data.get("hits", {})
     total_data = hits_data.get("total", 0)
@@ -179,11 +179,12 @@ async def cached_search(
         facets=_facets(aggs),
         facets_sampled=facets == "sampled" and total > FACET_SAMPLE,
     )
+    answer = CachedAnswer(result)
     if key is None:
-        return result, "off"
+        return answer, "off"
     if not any(k in data for k in MISSING):
-        cache.put(key, result, generation)
-    return result, "miss"
+        cache.put(key, answer, generation)
+    return answer, "miss"
 
 
 def _hit(hit: dict[str, Any], needles: list[str]) -> SearchHit:
