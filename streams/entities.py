@@ -525,13 +525,14 @@ def _unknown_native_place(text: str, a: int, b: int) -> list[Entity]:
 _SITE_SUFFIX = "寺閣宮樓窟祠廟軒溪峽磯觀院亭臺塔洞山湖城門關峰嶺原堤橋池丘"
 _BUILDING_SUFFIX = "寺閣宮樓窟祠廟軒溪峽磯觀院亭臺塔洞"
 _SITE_AT_HEAD = re.compile(
-    rf"(?:^|(?<=[^{CJK}]))([{CJK}]{{1,3}}?[{_SITE_SUFFIX}])(?=在|者|亦)"
+    rf"(?:^|(?<=[^{CJK}]))([{CJK}]{{1,3}}?[{_SITE_SUFFIX}])(?=在|亦)"
+    rf"|(?:^|(?<=[^{CJK}]))([{CJK}]{{1,3}}?[{_BUILDING_SUFFIX}])(?=者)"
     rf"|(?:^|(?<=[。\n]))([{CJK}]{{1,2}}[{_BUILDING_SUFFIX}])(?=，)"
 )
 _SITE_AFTER_VERB = re.compile(
     rf"(?<=[於在至逕居遊登據駐屯入攻])([{CJK}]{{1,3}}?[{_SITE_SUFFIX}])(?=[，。、；之下上中巔])"
 )
-_SITE_BAD_HEAD = set("府州縣郡城其此諸兩山江一二三四五六七八九十東西南北是")
+_SITE_BAD_HEAD = set("府州縣郡城其此諸兩山江一二三四五六七八九十東西南北是於道")
 # 領臺灣、鳳山、諸羅三縣; 取瀛、莫二州: the places before their count.
 _COUNTED_PLACES = re.compile(
     rf"(?:(?<=[領取割轄統])|(?<=[^{CJK}]))((?:[{CJK}]{{1,3}}、)+[{CJK}]{{1,3}}?)"
@@ -543,12 +544,14 @@ def site_spans(text: str) -> list[Entity]:
     out: list[Entity] = []
     for rx in (_SITE_AT_HEAD, _SITE_AFTER_VERB):
         for m in rx.finditer(text):
-            g = 1 if m[1] else 2
+            g = next(k for k in (1, 2, 3) if m[k])
             site = m[g]
-            if g == 2 and site[1:] in gazetteer().given and site[0] in gazetteer().surnames:
+            if g == 3 and site[1:] in gazetteer().given and site[0] in gazetteer().surnames:
                 continue  # 吳仲軒，… opens a biography
-            if site[0] in _SITE_BAD_HEAD or any(
-                ch in _NOT_IN_NAMES or ch in _SITE_BAD_HEAD for ch in site[1:-1]
+            if (
+                site[0] in _SITE_BAD_HEAD
+                or site[0] in _NOT_IN_NAMES
+                or any(ch in _NOT_IN_NAMES or ch in _SITE_BAD_HEAD for ch in site[1:-1])
             ):
                 continue
             out.append(
@@ -625,6 +628,11 @@ def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
     return out
 
 
+# Surnames that are far more often words (能, 方, 時 ...); verbs and particles a name follows.
+_COMMON_WORD_SURNAMES = set("於于能方時甘通家古童朱連周之其有自")
+_BEFORE_A_NAME = set("與及使遣命令詔以擒殺斬獲將從謂召拜賜封薦見問執誅降")
+
+
 def _full_names(text: str, known: Sequence[Entity]) -> list[Entity]:
     """Surname + a known two-character given name (劉禹錫, 吳元濟) over characters no
     gazetteer word covers."""
@@ -638,10 +646,15 @@ def _full_names(text: str, known: Sequence[Entity]) -> list[Entity]:
     for j in range(1, len(text) - 1):
         if text[j : j + 2] not in given:  # the cheap test first: a given name starts at j
             continue
+        if any(ch in _NOT_IN_NAMES for ch in text[j : j + 2]):
+            continue  # 時習, 之中, 自知: words, not given names
         for head in (2, 1):
             i = j - head
-            if i < taken_to or text[i:j] not in g.surnames or text[i] in "於于":
+            if i < taken_to or text[i:j] not in g.surnames or text[i] in _COMMON_WORD_SURNAMES:
                 continue
+            left = text[i - 1] if i > 0 else ""
+            if _is_cjk(left) and left not in _BEFORE_A_NAME:
+                break  # 齊地方千里, 使趙高傅胡亥: inside running words
             if not any(covered[i : j + 2]):
                 out.append(
                     Entity("PERSON", text[i : j + 2], i, j + 2, confidence=0.55, source="pattern")
@@ -804,8 +817,10 @@ def _model_spans(text: str) -> list[Entity]:
 
 # Model spans of one character are mostly wrong (a surname cut from its name, 南 of 南郊);
 # a bare given name (亮, 權) is kept only in the places a reference to a person takes.
-_MODEL_SINGLE_LEFT = set("，。；：、「封詣命勸使令遣召拜謂從徵")
-_MODEL_SINGLE_RIGHT = set("以與率上入拜既遂出奏為大悉亦乃嘗遇躬")
+_MODEL_SINGLE_LEFT = set("，。；：、「封詣命勸使令遣召拜謂從徵以")
+_MODEL_SINGLE_RIGHT = set("以與率上入拜既遂出奏為大悉亦乃嘗遇躬即將")
+# Characters that are pronouns, directions or generic words far more often than a name.
+_NOT_A_SINGLE_NAME = set("帝上公南北東西天先名諱立親建且代余予吾皇后其之車臣君")
 _NAME_TAIL_STOP = set("等之其於以為與曰也者而及皆")
 # Generic references (guideline: not entities) the model sometimes tags.
 _MODEL_STOP = {"皇帝", "天子", "皇后", "太子", "太后", "皇太子", "帝", "上", "公"}
@@ -829,12 +844,23 @@ def tidy_model_spans(text: str, spans: list[Entity]) -> list[Entity]:
         if b - a == 1:
             left = text[a - 1] if a > 0 else "，"
             right = text[b] if b < len(text) else ""
-            if not (
+            reference = (
                 e.type == "PERSON"
                 and e.surface not in g.surnames
+                and e.surface not in _NOT_A_SINGLE_NAME
                 and left in _MODEL_SINGLE_LEFT
-                and right in _MODEL_SINGLE_RIGHT
-            ):
+                and (right in _MODEL_SINGLE_RIGHT or (e.confidence >= 0.95 and right != "之"))
+                and text[a : a + 2] not in g.given  # 則 of 則徐, 羲 of 羲之
+            )
+            # A Zhou state (楚將, 屬吳) or a dynasty (唐張說) the model is sure of.
+            state = e.type == "PLACE" and e.surface in _FIEFS and e.confidence >= 0.7
+            dynasty = (
+                e.type == "DYNASTY"
+                and e.surface in SINGLE_DYNASTIES
+                and e.confidence >= 0.8
+                and _word_at(text, a, g) is None
+            )
+            if not (reference or state or dynasty):
                 continue
         if e.type == "PERSON" and b - a >= 3 and text[b - 1] in _NAME_TAIL_STOP:
             b -= 1

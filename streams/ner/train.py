@@ -225,6 +225,7 @@ def train(seed: int, epochs: int, minutes: float, out: Path, synthetic: int) -> 
         "train_examples": len(train_data),
         "train_chars": sum(len(ids) for ids, _ in train_data),
         "synthetic_examples": synthetic,
+        "entity_weight": ENTITY_WEIGHT,
         "vocab_size": len(vocab),
         "parameters": sum(p.numel() for p in model.parameters()),
         "history": history,
@@ -262,7 +263,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--minutes", type=float, default=25.0, help="safety cap on wall time")
+    parser.add_argument("--minutes", type=float, default=45.0, help="safety cap on wall time")
     parser.add_argument("--synthetic", type=int, default=70_000)
     parser.add_argument("--out", type=Path, default=MODEL_DIR)
     args = parser.parse_args()
