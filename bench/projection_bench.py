@@ -23,6 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from piaoxi.settings import Settings
 
+BATCH_SIZE = 2000
+"""Events per transaction: the projector's default (ProjectionRunner)."""
+
 
 def _backend_cpu_s(pids: list[int]) -> float:
     """CPU seconds used so far by local Postgres backends (the server runs on this host)."""
@@ -92,6 +95,9 @@ async def project_postgres(
         "events_per_s": round(stats.events / seconds),
         "python_cpu_s": round(python_cpu, 2),
         "postgres_cpu_s": round(postgres_cpu, 2),
+        "python_cpu_us_per_event": round(1e6 * python_cpu / max(1, stats.events), 1),
+        "postgres_cpu_us_per_event": round(1e6 * postgres_cpu / max(1, stats.events), 1),
+        "load_average": [round(x, 1) for x in os.getloadavg()],
         # what two idle cores would give: projector and Postgres each on one core
         "cpu_bound_events_per_s": round(stats.events / max(python_cpu, postgres_cpu, 1e-6)),
     }
@@ -166,7 +172,13 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=2000)
     parser.add_argument("--pages", type=int, default=5)
     parser.add_argument("--off-documents", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--batch-size",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[BATCH_SIZE],
+        help="Events per transaction; comma-separated sizes are each run on a fresh"
+        " database in this one run (ratios hold on a noisy machine).",
+    )
     parser.add_argument("--rebuild", action="store_true", help="also time replay projections")
     parser.add_argument("--skip-search", action="store_true", help="Postgres only")
     parser.add_argument("--json", action="store_true")
@@ -199,8 +211,9 @@ def main() -> None:
             if args.off_documents
             else {}
         )
-        on = fresh(source)
-        results.append(asyncio.run(project_postgres(on, last, args.batch_size)))
+        for size in args.batch_size:
+            on = fresh(source)
+            results.append(asyncio.run(project_postgres(on, last, size)))
         if not args.skip_search:
             results.append(asyncio.run(project_search(on, 200)))
             results.append(asyncio.run(rebuild_search(on)))

@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, cast
 
 import asyncpg
@@ -92,20 +93,61 @@ def _jsonb(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+_STAGES = (
+    ("page_rows", "pages"),
+    ("page_versions", "page_versions"),
+    ("processing_log", "processing_log"),
+)
+_CREATE_STAGES = "; ".join(
+    f"CREATE TEMP TABLE IF NOT EXISTS _stage_{name} (LIKE {like}) ON COMMIT DELETE ROWS"
+    for name, like in _STAGES
+)
+
+
+async def _create_stages(conn: asyncpg.Connection) -> None:
+    """The session's staging tables (temporary, emptied at commit), in one round trip."""
+    await conn.execute(f"SET LOCAL client_min_messages TO warning; {_CREATE_STAGES}")
+
+
 async def _stage(
     conn: asyncpg.Connection, like: str, rows: list[dict[str, Any]], name: str = ""
 ) -> str:
-    """Copy `rows` (binary COPY, much faster than parsing JSON) into a temporary staging
-    table shaped like `like`, emptied at commit; return its name."""
+    """Copy `rows` (binary COPY, much faster than parsing JSON) into the temporary staging
+    table shaped like `like` (made by `_create_stages`); return its name."""
     stage = f"_stage_{name or like}"
-    await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {like}) ON COMMIT DELETE ROWS"
-    )
-    columns = list(rows[0])
-    await conn.copy_records_to_table(
-        stage, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
-    )
+    await _copy(conn, stage, rows)
     return stage
+
+
+async def _copy(conn: asyncpg.Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    """Binary COPY of `rows` (dicts with the same keys) into `table`."""
+    columns = list(rows[0])
+    values = itemgetter(*columns)
+    records = [values(r) for r in rows] if len(columns) > 1 else [(values(r),) for r in rows]
+    await conn.copy_records_to_table(table, records=records, columns=columns)
+
+
+async def _append_new(
+    conn: asyncpg.Connection, table: str, items: Sequence[Delivered] | Sequence[EventBase]
+) -> None:
+    """Append one row per event not yet in `table` (page_versions, processing_log: keyed
+    by event_id, append-only). Straight COPY into the table, after one index probe for
+    the ids already there, rather than a staging COPY plus INSERT ... ON CONFLICT: about
+    half the Postgres work. Duplicates within the batch are dropped here; a row another
+    transaction adds meanwhile makes this one fail on the key and the batch is retried
+    from its checkpoint (projector instances never share a partition)."""
+    row_of = _log_row if table == "processing_log" else _page_version_row
+    first: dict[str, Any] = {}
+    for item in items:
+        event = item.event if isinstance(item, Delivered) else item
+        first.setdefault(event.event_id, item)
+    present = await conn.fetch(
+        f"SELECT event_id FROM {table} WHERE event_id = ANY($1::text[])", list(first)
+    )
+    for r in present:
+        del first[r["event_id"]]
+    if first:
+        await _copy(conn, table, [row_of(item) for item in first.values()])
 
 
 def _newest(events: Iterable[Delivered], key: Any) -> list[Delivered]:
@@ -267,23 +309,6 @@ WHERE e.document_id = r.document_id AND e.document_version = r.document_version
     AND e.page_number = r.page_number AND r.entities_event_id = ANY($1::text[])
 """
 
-_INSERT_ENTITIES = """
-INSERT INTO entities (document_id, document_version, page_number, ordinal, type, surface,
-    normalized, start_offset, end_offset, year_from, year_to, confidence, source,
-    model_version, event_id)
-SELECT document_id, document_version, page_number, ordinal, type, surface,
-    normalized, start_offset, end_offset, year_from, year_to, confidence, source,
-    model_version, event_id FROM {stage}
-ON CONFLICT DO NOTHING
-"""
-
-_INSERT_PAGE_VERSIONS = """
-INSERT INTO page_versions (event_id, document_id, document_version, page_number, stage,
-    stage_version, model_version, occurred_at, causation_id, body)
-SELECT event_id, document_id, document_version, page_number, stage,
-    stage_version, model_version, occurred_at, causation_id, body FROM {stage}
-ON CONFLICT (event_id) DO NOTHING
-"""
 
 _INSERT_FAILURES = """
 INSERT INTO failures (event_id, document_id, document_version, failed_stage, error_class,
@@ -297,15 +322,6 @@ SELECT * FROM jsonb_to_recordset($1::jsonb) AS r(event_id text, document_id text
 ON CONFLICT (event_id) DO NOTHING
 """
 
-_INSERT_LOG = """
-INSERT INTO processing_log (event_id, document_id, document_version, event_type, stage,
-    stage_version, page_number, occurred_at, causation_id, topic, partition, "offset",
-    summary)
-SELECT event_id, document_id, document_version, event_type, stage,
-    stage_version, page_number, occurred_at, causation_id, topic, partition, "offset",
-    summary FROM {stage}
-ON CONFLICT (event_id) DO NOTHING
-"""
 
 _UPSERT_RETRACTIONS = """
 INSERT INTO retractions AS t (document_id, document_version, reason, owner, event_id,
@@ -667,6 +683,7 @@ class ReadModelProjection:
                 conn, [d.event for d in batch if isinstance(d.event, DocumentRetracted)]
             )
 
+        await _create_stages(conn)
         uploads = [d for d in kept if isinstance(d.event, DocumentUploaded)]
         if uploads:
             newest_per_doc = _newest(uploads, key=lambda e: (e.document_id,))
@@ -706,13 +723,13 @@ class ReadModelProjection:
                 )
                 rows = [row for e in won for row in _entity_rows(e)]
                 if rows:
-                    entity_stage = await _stage(conn, "entities", rows)
-                    await conn.execute(_INSERT_ENTITIES.format(stage=entity_stage))
+                    # straight into the table: the won pages' entities were just deleted
+                    # and each page has one winner, so no key can clash (and a page row
+                    # lock, taken by the upsert above, keeps other writers out)
+                    await _copy(conn, "entities", rows)
         page_events = texts + cleaned + found
         if page_events:
-            rows = [_page_version_row(d.event) for d in page_events]
-            stage = await _stage(conn, "page_versions", rows)
-            await conn.execute(_INSERT_PAGE_VERSIONS.format(stage=stage))
+            await _append_new(conn, "page_versions", [d.event for d in page_events])
         failures = [d for d in kept if isinstance(d.event, ProcessingFailed)]
         if failures:
             await conn.execute(
@@ -720,8 +737,7 @@ class ReadModelProjection:
                 _json(_failure_row(d.event) for d in failures),
             )
         if kept:
-            stage = await _stage(conn, "processing_log", [_log_row(d) for d in kept])
-            await conn.execute(_INSERT_LOG.format(stage=stage))
+            await _append_new(conn, "processing_log", kept)
         await conn.execute(_RECOMPUTE_STATUS, document_ids)
         await conn.execute(_RECOMPUTE_DOCUMENTS, document_ids)
         if self.search_outbox:
