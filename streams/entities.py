@@ -80,7 +80,7 @@ _COURTESY = re.compile(
     rf"([{CJK}]{{1,3}}?)(?=[，。；、）\s]|$)"
 )
 # A biography opens with the subject: 「X，字Y」, 「X者，」, 「(title)X者，Y人也」.
-_SUBJECT = re.compile(rf"(?:^|(?<=[。\n]))([{CJK}]{{2,3}})(?=，字|者，)")
+_SUBJECT = re.compile(rf"(?:^|(?<=[。\n]))([{CJK}]{{2,3}})(?=，字|者，|，俗姓)")
 # A biography (or a line of a list of people) opens with the name: 「張齊賢，聖曆初…」.
 _LINE_OPENING = re.compile(rf"(?:^|(?<=\n))([{CJK}]{{2,4}})(?=[，（(])")
 _NOT_IN_NAMES = set("之其於于以為而也者是年月日時歲初既先後明上下曰臣乃又自今故及與在有無不")
@@ -463,6 +463,8 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
     for m in _REGIME_NAME.finditer(text):
         out.append(_dynasty_entity(m[1], m.start(1), "pattern", 0.7))
     surnames = gazetteer().surnames
+    known = sorted(known, key=lambda k: k.start)
+    known_starts = [k.start for k in known]
     for m in _LINE_OPENING.finditer(text):
         a, b = m.start(1), m.end(1)
         name = m[1]
@@ -475,7 +477,7 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
             or not _opening_given_name(name[len(surname) :])
             or any(
                 k.start < b and a < k.end and k.type != "PERSON" and not _inside(k, a, b)
-                for k in known
+                for k in known[: bisect.bisect_left(known_starts, b)]
             )
         ):
             continue
