@@ -154,12 +154,14 @@ class Profiles:
             raise SystemExit("py-spy is not installed: pip install -e '.[dev]'")
         return found
 
-    def start(self, name: str, pid: int) -> None:
-        """Record process `pid` and its children as `<folder>/<name>.folded`."""
+    def start(self, name: str, pid: int, *, children: bool = True) -> None:
+        """Record process `pid` (with `children`: and its children, e.g. a worker's pool)
+        as `<folder>/<name>.folded`."""
         if self.folder is None:
             return
         out = self.folder / f"{name}.folded"
-        command = [self.py_spy(), "record", "--pid", str(pid), "--subprocesses"]
+        command = [self.py_spy(), "record", "--pid", str(pid)]
+        command += ["--subprocesses"] if children else []
         command += ["--nonblocking", "--rate", str(self.rate), "--format", "raw", "-o", str(out)]
         log = open(self.folder / f"{name}.py-spy.log", "wb")  # noqa: SIM115 - owned by the child
         self._running[name] = subprocess.Popen(command, stdout=log, stderr=log)

@@ -229,7 +229,7 @@ async def end_to_end(
             name = f"e2e-{processes}"
             profiles.start(f"{name}-worker", worker.pid)
             profiles.start(f"{name}-project", projector.pid)
-            profiles.start(f"{name}-uploader", os.getpid())
+            profiles.start(f"{name}-uploader", os.getpid(), children=False)
             limiter = asyncio.Semaphore(16)
             latencies: list[float] = []
 
@@ -565,6 +565,12 @@ def run(
     return report
 
 
+def _roles(run: dict[str, Any]) -> str:
+    per = run.get("cpu_ms_per_document", {})
+    total = sum(per.values())
+    return ", ".join(f"{k} {v:.1f}" for k, v in per.items()) + f" (total {total:.1f})"
+
+
 def _fmt(value: Any, spec: str = ",.0f") -> str:
     return format(value, spec) if isinstance(value, int | float) else "—"
 
@@ -651,6 +657,16 @@ def markdown(report: dict[str, Any]) -> str:
             f" ({run['worker_cpu_ms_per_document']} ms of worker CPU per document);"
             f" shared stack {run['stack_cpu_s']} (its CPU includes other users' load);"
             f" backlog run CPU seconds {run['backlog']['cpu_s']}."
+        )
+        if "cpu_ms_per_document" in run:
+            lines.append(
+                f"  CPU ms per document by role: with the uploader {_roles(run)};"
+                f" backlog {_roles(run['backlog'])}."
+            )
+    if report.get("profiles"):
+        lines.append(
+            f"- py-spy profiles (`--profile`): {len(report['profiles'])} files in `profile/`"
+            " (`.folded` collapsed stacks for speedscope/flamegraph, `.txt` summaries)."
         )
     if report["errors"]:
         lines += ["", "## Parts that failed", ""]

@@ -149,6 +149,12 @@ class EventCodec:
             ) from exc
         return event  # type: ignore[return-value]
 
+    def knows_schema_of(self, data: bytes | None) -> bool:
+        """Whether `decode` can read this message without a registry round trip (its
+        writer schema is cached), so a caller on an event loop may call it directly."""
+        id_ = self.schema_id_of(data)
+        return id_ is not None and id_ in self._writers
+
     @staticmethod
     def schema_id_of(data: bytes | None) -> int | None:
         """The schema id in a framed message's header, or None if not framed."""

@@ -13,15 +13,22 @@ Re-uploads are recognised without a database. Two small JSON objects in the same
 (under `records/<topic prefix>/` when a topic prefix is set: they describe that event log):
 
 - `owners/<owner, url-quoted>/<sha256>.json` — the dedupe record: which document (id and
-  version) this owner's content became, and whether its event was published. It is
-  written `pending` (with the event id chosen) before publishing and `published` after
-  the broker acknowledged. The same content from the same owner again: `published` means
-  "known, nothing to do" (same document id, no new event); `pending` means an earlier
-  upload was interrupted, and the same event (same event_id) is published again.
+  version) this owner's content became, with the event id chosen for it. It is written
+  once, before publishing.
 - `documents/<document_id>.json` — owner, versions (version -> sha256), latest version,
-  retracted flag: used for `--document ID` (a new version of that document, for the same
-  owner only) and for retraction (which also forgets the dedupe records, so the content
-  can be uploaded again as a new document).
+  retracted flag: written after the broker acknowledged the event, so a version listed
+  there is published. Used for `--document ID` (a new version of that document, for the
+  same owner only) and for retraction (which also forgets the dedupe records, so the
+  content can be uploaded again as a new document).
+
+The same content from the same owner again: when the document record lists the dedupe
+record's version with this content, the upload is known and nothing is done (same
+document id, no new event); otherwise an earlier upload was interrupted between its
+dedupe record and the ack, and the same event (same event_id) is published again. (Records
+written before this rule carry `state: published`, which counts as known too.) A new
+upload thus costs four object-store calls besides the blob: a read of the dedupe record
+and a check of the blob (together), the dedupe record and the blob (together), and the
+document record after the ack.
 
 Two uploads of the same content by the same owner at the same instant may both become
 documents: the records are a convenience, not a lock.
@@ -214,7 +221,9 @@ class Uploader:
                 "logger": logging.getLogger(
                     "kafka.rdkafka"
                 ),  # the local broker has no idempotent producer
-                "linger.ms": 1,
+                # Uploads running side by side share produce requests (fewer broker
+                # writes); a few milliseconds on an upload's acceptance.
+                "linger.ms": 5,
                 "message.timeout.ms": int(self.delivery_timeout_s * 1000),
                 "retry.backoff.ms": 200,
                 "retry.backoff.max.ms": 2000,
@@ -528,30 +537,30 @@ class Uploader:
             self._s3_call("checking the blob", lambda: self._blob_exists(key)),
         )
         document: dict[str, Any] | None = None
-        if document_id is None and seen is not None and seen.get("state") == "published":
-            return UploadResult(
-                filename=filename,
-                document_id=str(seen["document_id"]),
-                document_version=int(seen["document_version"]),
-                sha256=sha256,
-                size_bytes=len(data),
-                media_type=media_type,
-                blob_key=key,
-                event_id=str(seen["event_id"]),
-                duplicate=True,
-                blob_existed=blob_existed,
-                elapsed_ms=(time.perf_counter() - started) * 1000,
-            )
         if document_id is None and seen is not None:
-            # an earlier upload stopped between its pending record and the ack: finish it
-            resumed = str(seen["document_id"])
-            document_id = resumed
-            version = int(seen["document_version"])
-            event_id = str(seen["event_id"])
+            known = str(seen["document_id"])
             document = await self._s3_call(
                 "reading the document record",
-                lambda: self._get_json(document_key(self.settings, resumed)),
+                lambda: self._get_json(document_key(self.settings, known)),
             )
+            if seen.get("state") == "published" or _lists_version(document, seen, sha256):
+                return UploadResult(
+                    filename=filename,
+                    document_id=known,
+                    document_version=int(seen["document_version"]),
+                    sha256=sha256,
+                    size_bytes=len(data),
+                    media_type=media_type,
+                    blob_key=key,
+                    event_id=str(seen["event_id"]),
+                    duplicate=True,
+                    blob_existed=blob_existed,
+                    elapsed_ms=(time.perf_counter() - started) * 1000,
+                )
+            # an earlier upload stopped between its dedupe record and the ack: finish it
+            document_id = known
+            version = int(seen["document_version"])
+            event_id = str(seen["event_id"])
         elif document_id is None:
             document_id = str(uuid.uuid4())
             version = 1
@@ -572,12 +581,19 @@ class Uploader:
             "document_version": version,
             "event_id": event_id,
             "filename": filename,
-            "state": "pending",
         }
-        # The blob and the pending record are independent; both must be stored before
-        # the event exists.
+        # The blob and the dedupe record are independent; both must be stored before
+        # the event exists (a resumed upload has its record already).
         await asyncio.gather(
-            self._s3_call("writing the dedupe record", lambda: self._put_json(owner_key, record)),
+            *(
+                []
+                if seen == record
+                else [
+                    self._s3_call(
+                        "writing the dedupe record", lambda: self._put_json(owner_key, record)
+                    )
+                ]
+            ),
             *(
                 []
                 if blob_existed
@@ -619,15 +635,10 @@ class Uploader:
             "latest_version": max(int(v) for v in versions),
             "retracted": False,
         }
-        published = {**record, "state": "published"}
-        await asyncio.gather(
-            self._s3_call(
-                "writing the dedupe record", lambda: self._put_json(owner_key, published)
-            ),
-            self._s3_call(
-                "writing the document record",
-                lambda: self._put_json(document_key(self.settings, document_id), document_record),
-            ),
+        # Written after the ack: the version listed here is what marks the upload done.
+        await self._s3_call(
+            "writing the document record",
+            lambda: self._put_json(document_key(self.settings, document_id), document_record),
         )
         return UploadResult(
             filename=filename,
@@ -694,6 +705,15 @@ class Uploader:
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _lists_version(document: dict[str, Any] | None, seen: dict[str, Any], sha256: str) -> bool:
+    """Does the document record list the dedupe record's version with this content (that
+    is: was its event acknowledged)?"""
+    if document is None:
+        return False
+    versions = document.get("versions", {})
+    return bool(versions.get(str(seen.get("document_version"))) == sha256)
 
 
 def _check_choice(what: str, value: str, allowed: Sequence[str]) -> None:

@@ -2,7 +2,10 @@
 
 - extract: DocumentUploaded → blob from S3 → `streams.extract.split_pages` → every page
   through `streams.extract.process_page` in the process pool → one PageText per page (page
-  images stored in S3 for the reading view). DocumentRetracted passes by untouched.
+  images stored in S3 for the reading view). DocumentRetracted passes by untouched. Plain
+  text (up to `LIGHT_TEXT_BYTES`) is split in the worker itself, and a page that already
+  holds its text (plain text, DOCX, a PDF text layer) is passed through there too: the
+  pool's pickling round trip would cost more than the work.
 - clean: PageText → `streams.clean.clean_page` → PageCleaned.
 - entities: PageCleaned → `streams.entities.find_entities` (in the pool) → PageEntities.
 
@@ -69,6 +72,13 @@ STAGE_MODULES = {
     "entities": "streams.entities",
 }
 POOLED_STAGES = frozenset({"extract", "entities"})
+# Plain text up to this size is split in the worker (on its event loop up to
+# INLINE_TEXT_BYTES, in a thread above): decoding and cutting it takes microseconds to a
+# few milliseconds, far less than a trip through the pool.
+LIGHT_TEXT_BYTES = 1 << 20
+INLINE_TEXT_BYTES = 64 << 10
+# Pages up to this many characters are cleaned on the event loop, longer ones in a thread.
+INLINE_CLEAN_CHARS = 1000
 MAX_MESSAGE_CHARS = 2000
 PAGE_IMAGE_PREFIX = "pages/"
 
@@ -205,6 +215,11 @@ def _model_version(module: Any) -> str:
         if value:
             return str(value)
     return f"entities {getattr(module, 'STAGE_VERSION', '0')}"
+
+
+async def _now(call: Callable[[], T]) -> T:
+    """`call()` on the event loop, as an awaitable (for `StageRuntime.retrying`)."""
+    return call()
 
 
 def _bound(event: EventBase) -> AbstractContextManager[None]:
@@ -363,8 +378,12 @@ class StageRuntime:
         # (a document may have many pages); light stages admit more, so the broker's
         # round trip per publish (acks=all) overlaps instead of adding up.
         pool = settings.pool_size
-        limits = {"extract": max(2, 2 * pool), "clean": 64, "entities": max(16, 8 * pool)}
+        limits = {"extract": 64, "clean": 64, "entities": max(16, 8 * pool)}
         self._gates = {name: OrderedGate(limits[name]) for name in self.stages}
+        # Of the uploads admitted, those going through the pool (images, PDFs, DOCX, big
+        # text) hold their blob and pages in memory: at most this many at once. Small
+        # plain text is not held back by them.
+        self._heavy = asyncio.Semaphore(max(2, 2 * pool))
         self.fatal: BaseException | None = None
         self.draining = False
         for stage in self.stages:  # a stage whose module is missing fails at start-up
@@ -488,7 +507,11 @@ class StageRuntime:
     async def publish(self, topic: str, event: EventBase) -> None:
         """Encode and publish, waiting for the broker's acks=all. A broker that stays away
         is retried for longer than a stage's input (max_attempts x 4)."""
-        value = await asyncio.to_thread(self.codec.encode, event)
+        codec = self.codec
+        if codec.is_registered(type(event)):  # no registry round trip: a thread hop costs more
+            value = codec.encode(event)
+        else:
+            value = await asyncio.to_thread(codec.encode, event)
         key = event.document_id.encode("utf-8")
         attempts = max(1, self.settings.max_attempts) * 4
         await self.retrying(lambda: self.send(topic, key, value), attempts=attempts)
@@ -553,10 +576,15 @@ class StageRuntime:
 
     async def decode(self, stage: str, source: Source) -> EventBase | None:
         """The event in the message, or None after publishing why it is unreadable."""
+        codec = self.codec
+
+        async def decode() -> EventBase:
+            if codec.knows_schema_of(source.value):  # cached schema: microseconds
+                return codec.decode(source.value)
+            return await asyncio.to_thread(codec.decode, source.value)
+
         try:
-            event: EventBase = await self.retrying(
-                lambda: asyncio.to_thread(self.codec.decode, source.value)
-            )
+            event: EventBase = await self.retrying(decode)
         except StageFailure as failure:
             await self.fail(stage, source, failure, None)
             return None
@@ -600,6 +628,14 @@ class StageRuntime:
             await self._extract(source, event)
 
     async def _extract(self, source: Source, upload: DocumentUploaded) -> None:
+        light = upload.media_type == "text/plain" and upload.size_bytes <= LIGHT_TEXT_BYTES
+        if light:
+            await self._extract_document(source, upload)
+            return
+        async with self._heavy:
+            await self._extract_document(source, upload)
+
+    async def _extract_document(self, source: Source, upload: DocumentUploaded) -> None:
         from streams.errors import InputTooLarge
         from streams.extract import Limits
 
@@ -614,7 +650,7 @@ class StageRuntime:
                     1,
                 )
             data = await self.retrying(lambda: asyncio.to_thread(self.blobs.get, upload.blob_key))
-            pages = await self.in_pool(split_document, data, upload.filename, upload.layout, limits)
+            pages = await self._split(data, upload, limits)
         except StageFailure as failure:
             await self.fail("extract", source, failure, upload)
             return
@@ -635,13 +671,30 @@ class StageRuntime:
             for task in reading:
                 task.cancel()
 
+    async def _split(self, data: bytes, upload: DocumentUploaded, limits: Any) -> list[PageSource]:
+        """The document's pages: plain text (by its content, whatever the event says) up to
+        LIGHT_TEXT_BYTES is split here, anything else in the pool."""
+        from streams.extract import MediaKind, sniff
+
+        if len(data) > LIGHT_TEXT_BYTES or sniff(data) is not MediaKind.TEXT:
+            return await self.in_pool(split_document, data, upload.filename, upload.layout, limits)
+        split = functools.partial(split_document, data, upload.filename, upload.layout, limits)
+        if len(data) <= INLINE_TEXT_BYTES:
+            return await self.retrying(lambda: _now(split))
+        return await self.retrying(lambda: asyncio.to_thread(split))
+
     async def _read_page(
         self, upload: DocumentUploaded, page: PageSource, engine: str
     ) -> PageText | StageFailure:
         try:
-            result = await self.in_pool(
-                read_page, page, engine, upload.layout, page_number=page.page_number
-            )
+            if page.payload_kind == "text":
+                # The page holds its text already: process_page only wraps it.
+                call = functools.partial(read_page, page, engine, upload.layout)
+                result = await self.retrying(lambda: _now(call))
+            else:
+                result = await self.in_pool(
+                    read_page, page, engine, upload.layout, page_number=page.page_number
+                )
             image_key = None
             image = result.rendered_jpeg
             if image is None and page.payload_kind == "image":
@@ -649,6 +702,8 @@ class StageRuntime:
             if image is not None:
                 image_key = await self.store_page_image(image)
         except StageFailure as failure:
+            if failure.page_number is None:
+                failure.page_number = page.page_number
             return failure
         return PageText.create(
             stage="extract",
@@ -697,13 +752,19 @@ class StageRuntime:
             from streams.clean import clean_page
 
             try:
-                # Cleaning is light: a thread keeps the loop responsive without the
-                # pickling round trip to the pool.
+                # Cleaning is light: a page of ordinary length is cleaned on the loop (a
+                # few hundred microseconds), a long one in a thread; never the pool.
                 # Symbols are OCR noise on scans but may be meant in born-digital text.
                 clean = functools.partial(
-                    clean_page, layout=event.layout, drop_noise=event.source == "ocr"
+                    clean_page,
+                    event.text,
+                    layout=event.layout,
+                    drop_noise=event.source == "ocr",
                 )
-                result = await self.retrying(lambda: asyncio.to_thread(clean, event.text))
+                if len(event.text) <= INLINE_CLEAN_CHARS:
+                    result = await self.retrying(lambda: _now(clean))
+                else:
+                    result = await self.retrying(lambda: asyncio.to_thread(clean))
             except StageFailure as failure:
                 failure.page_number = event.page_number
                 await self.fail("clean", source, failure, event)
