@@ -495,26 +495,36 @@ async def _write_backup(
         # one snapshot for the dumps and everything the manifest says about them
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             snapshot = await conn.fetchval("SELECT pg_export_snapshot()")
-            say("pg_dump of the read models")
-            common = [pg_dump.path, "--format=custom", f"--snapshot={snapshot}", f"--dbname={url}"]
-            await _run_tool(
-                [*common, f"--schema={READ_MODEL_SCHEMA}", f"--file={work / READ_MODEL_DUMP}"],
-                env,
-                "pg_dump of the read models",
-            )
             token_tables = [t for t in TOKEN_TABLES if await _table_exists(conn, f"public.{t}")]
-            if "api_tokens" in token_tables:
-                say("pg_dump of the API tokens")
+            common = [pg_dump.path, "--format=custom", f"--snapshot={snapshot}", f"--dbname={url}"]
+
+            async def dump() -> None:
                 await _run_tool(
-                    [
-                        *common,
-                        *(f"--table=public.{t}" for t in token_tables),
-                        f"--file={work / TOKENS_DUMP}",
-                    ],
+                    [*common, f"--schema={READ_MODEL_SCHEMA}", f"--file={work / READ_MODEL_DUMP}"],
                     env,
-                    "pg_dump of the API tokens",
+                    "pg_dump of the read models",
                 )
-            database = await _describe_database(conn, token_tables)
+                if "api_tokens" in token_tables:
+                    await _run_tool(
+                        [
+                            *common,
+                            *(f"--table=public.{t}" for t in token_tables),
+                            f"--file={work / TOKENS_DUMP}",
+                        ],
+                        env,
+                        "pg_dump of the API tokens",
+                    )
+
+            # pg_dump (its own sessions) and the digest (this one) read the same snapshot
+            say("pg_dump and digest of the read models")
+            described, dumped = await asyncio.gather(
+                _describe_database(conn, token_tables), dump(), return_exceptions=True
+            )
+            for outcome in (dumped, described):  # both finished: the session is free again
+                if isinstance(outcome, BaseException):
+                    raise outcome
+            assert isinstance(described, dict)
+            database = described
             blob_keys = await _blob_keys(conn) if blobs else []
         database.update(
             server_version=server_version, server_major=major, pg_dump_version=pg_dump.version
@@ -766,6 +776,9 @@ async def restore_backup(
                     f" ({documents} documents, {applied} events applied):"
                     " pass --yes to replace them"
                 )
+        if await _schema_exists(admin, SHADOW_SCHEMA):
+            await admin.execute(f"DROP SCHEMA {quote_schema(SHADOW_SCHEMA)} CASCADE")
+            notes.append(f"dropped {SHADOW_SCHEMA} (left by an interrupted rebuild or restore)")
         say("pg_restore of the read models (into a shadow schema)")
         await _load_dump_into_shadow(settings, admin, path / READ_MODEL_DUMP, pg_restore)
         lap("pg_restore")
@@ -885,7 +898,7 @@ def _check_log_holds(database: dict[str, Any], end: dict[Partition, int]) -> Non
 
 
 async def _recover_interrupted(admin: asyncpg.Connection, notes: list[str]) -> None:
-    """Put back what an interrupted restore left: the live schema set aside, a shadow."""
+    """Put back the live schema an interrupted restore had set aside."""
     if await _schema_exists(admin, HOLD_SCHEMA):
         if await _schema_exists(admin, READ_MODEL_SCHEMA):
             raise BackupError(
@@ -894,9 +907,6 @@ async def _recover_interrupted(admin: asyncpg.Connection, notes: list[str]) -> N
             )
         await admin.execute(f"ALTER SCHEMA {HOLD_SCHEMA} RENAME TO {READ_MODEL_SCHEMA}")
         notes.append(f"an interrupted restore had set {READ_MODEL_SCHEMA} aside: put back")
-    if await _schema_exists(admin, SHADOW_SCHEMA):
-        await admin.execute(f"DROP SCHEMA {quote_schema(SHADOW_SCHEMA)} CASCADE")
-        notes.append(f"dropped {SHADOW_SCHEMA} (an interrupted rebuild or restore)")
 
 
 async def _pg_restore_whole(settings: Settings, tool: PgTool, dump: Path, what: str) -> None:
