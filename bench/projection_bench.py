@@ -23,8 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from piaoxi.settings import Settings
 
-BATCH_SIZE = 2000
-"""Events per transaction: the projector's default (ProjectionRunner)."""
+BATCH_SIZE = 2000  # the projector's default (projections.tracking.DEFAULT_BATCH_SIZE)
 
 
 def _backend_cpu_s(pids: list[int]) -> float:
@@ -90,6 +89,8 @@ async def project_postgres(
         "target": "postgres",
         "batch_size": batch_size,
         "events": stats.events,
+        "applied": stats.applied,
+        "undecodable": stats.undecodable,
         "transactions": stats.batches,
         "seconds": round(seconds, 2),
         "events_per_s": round(stats.events / seconds),
@@ -101,6 +102,46 @@ async def project_postgres(
         # what two idle cores would give: projector and Postgres each on one core
         "cpu_bound_events_per_s": round(stats.events / max(python_cpu, postgres_cpu, 1e-6)),
     }
+
+
+_FROM_TREE = """
+import asyncio, json, sys
+tree, settings_json, stop_json, size = sys.argv[1:5]
+sys.path.insert(0, tree)
+# the compared tree's projection code, imported before the bench puts this tree first
+import events.codec, events.topics, piaoxi.settings, projections.migrate  # noqa: E401
+import projections.postgres, projections.tracking  # noqa: E401
+from bench.projection_bench import project_postgres
+settings = piaoxi.settings.Settings.model_validate_json(settings_json)
+stop_at = {(t, p): o for t, p, o in json.loads(stop_json)}
+print(json.dumps(asyncio.run(project_postgres(settings, stop_at, int(size)))))
+"""
+
+
+def project_postgres_from_tree(
+    tree: str, settings: Settings, stop_at: dict[tuple[str, int], int], batch_size: int
+) -> dict[str, Any]:
+    """`project_postgres` with the projection code of another source tree (e.g. `git
+    archive` of an older commit), in a child process: before/after in one run."""
+    import subprocess
+
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _FROM_TREE,
+            str(Path(tree).resolve()),
+            settings.model_dump_json(),
+            json.dumps([[t, p, o] for (t, p), o in stop_at.items()]),
+            str(batch_size),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 async def rebuild_postgres_run(settings: Settings) -> dict[str, Any]:
@@ -181,6 +222,14 @@ def main() -> None:
     )
     parser.add_argument("--rebuild", action="store_true", help="also time replay projections")
     parser.add_argument("--skip-search", action="store_true", help="Postgres only")
+    parser.add_argument(
+        "--compare-tree",
+        default="",
+        help="Also project each batch size with the projection code of this source tree"
+        " (`git archive <commit> projections events piaoxi api streams schemas | tar -x -C"
+        " DIR`),"
+        " reported as postgres-before: before/after in one run.",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -212,6 +261,9 @@ def main() -> None:
             else {}
         )
         for size in args.batch_size:
+            if args.compare_tree:
+                before = project_postgres_from_tree(args.compare_tree, fresh(source), last, size)
+                results.append({**before, "target": "postgres-before"})
             on = fresh(source)
             results.append(asyncio.run(project_postgres(on, last, size)))
         if not args.skip_search:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -488,6 +489,30 @@ async def load(
     }
 
 
+class _ApiFromTree:
+    """`piaoxi api` importing the packages of another source tree (PYTHONPATH first)."""
+
+    def __init__(self, settings: Settings, workers: int, tree: str) -> None:
+        from api.sample_data import ApiServer
+
+        self.server = ApiServer(settings, workers=workers)
+        self.tree = str(Path(tree).resolve())
+
+    def __enter__(self) -> Any:
+        before = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = self.tree
+        try:
+            return self.server.__enter__()
+        finally:
+            if before is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = before
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
+
+
 class OwnSearchServer:
     """The osmem search server from the stack's package, on a free port, for this run."""
 
@@ -596,40 +621,59 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, A
         "page": [],
     }
     report["load_average_before"] = [round(x, 1) for x in os.getloadavg()]
-    with ApiServer(settings, workers=args.workers) as server:
-        pids = {"api": server.process.pid, "search": listening_pid(settings.search_url)}
+    compare = getattr(args, "compare_tree", "")
+    with contextlib.ExitStack() as servers:
+        apis = {"": servers.enter_context(ApiServer(settings, workers=args.workers))}
+        if compare:
+            # the same load against an API from another source tree (e.g. `git archive`
+            # of an older commit), step by step in this run: before/after ratios hold
+            apis["before"] = servers.enter_context(_ApiFromTree(settings, args.workers, compare))
+        search_pid = listening_pid(settings.search_url)
         unique_picker = Picker(pool.get("unique", []), "unique")
+        before_unique: dict[str, Picker] = {}
         for kind, mix in steps:
-            # "search": the repeated mix (as in earlier reports); "search_unique": all misses
-            key = "search_unique" if mix == "unique" else kind
-            report.setdefault(key, [])
             for clients in args.clients:
-                # the unique picker is shared: no URL is asked twice in the whole run
-                picker = unique_picker if mix == "unique" else Picker(pool[kind], mix)
-                result = await load(
-                    server.base_url,
-                    picker,
-                    clients,
-                    args.seconds,
-                    token,
-                    rng,
-                    pids,
-                    pool["page"],
-                )
-                result["mix"] = mix
-                report[key].append(result)
-                if not args.json:
-                    print(
-                        f"{kind:6} {mix:8} clients={clients:3}  qps={result['qps']:7.1f}"
-                        f"  p50={result['p50_ms']:6.1f} ms  p95={result['p95_ms']:6.1f} ms"
-                        f"  p99={result['p99_ms']:6.1f} ms  n={result['requests']}"
-                        f"  statuses={result['statuses']} errors={result['errors']}"
-                        f"  cache={result.get('cache')}"
-                        f"  cpu ms/req: api={result.get('api_cpu_ms_per_request')}"
-                        f" search={result.get('search_cpu_ms_per_request')}"
-                        f" client={result.get('client_cpu_ms_per_request')}",
-                        flush=True,
+                for label, server in apis.items():
+                    # "search": the repeated mix (as in earlier reports); "search_unique":
+                    # all misses; "<...>_before": the compared tree
+                    key = ("search_unique" if mix == "unique" else kind) + (
+                        f"_{label}" if label else ""
                     )
+                    report.setdefault(key, [])
+                    # a unique picker per server, shared by its steps: no URL asked twice
+                    if mix != "unique":
+                        picker = Picker(pool[kind], mix)
+                    elif not label:
+                        picker = unique_picker
+                    else:
+                        picker = before_unique.setdefault(
+                            label, Picker(pool.get("unique", []), "unique")
+                        )
+                    pids = {"api": server.process.pid, "search": search_pid}
+                    result = await load(
+                        server.base_url,
+                        picker,
+                        clients,
+                        args.seconds,
+                        token,
+                        rng,
+                        pids,
+                        pool["page"],
+                    )
+                    result["mix"] = mix
+                    report[key].append(result)
+                    if not args.json:
+                        print(
+                            f"{key:20} {mix:8} clients={clients:3}  qps={result['qps']:7.1f}"
+                            f"  p50={result['p50_ms']:6.1f} ms  p95={result['p95_ms']:6.1f} ms"
+                            f"  p99={result['p99_ms']:6.1f} ms  n={result['requests']}"
+                            f"  statuses={result['statuses']} errors={result['errors']}"
+                            f"  cache={result.get('cache')}"
+                            f"  cpu ms/req: api={result.get('api_cpu_ms_per_request')}"
+                            f" search={result.get('search_cpu_ms_per_request')}"
+                            f" client={result.get('client_cpu_ms_per_request')}",
+                            flush=True,
+                        )
     report["load_average_after"] = [round(x, 1) for x in os.getloadavg()]
     return report
 
@@ -672,6 +716,14 @@ def main() -> None:
         "--search-url",
         default="",
         help="Use this running search server (indexed when the bench index is missing).",
+    )
+    parser.add_argument(
+        "--compare-tree",
+        default="",
+        help="Also run every step against an API started from this source tree (e.g."
+        " `git archive <commit> api projections piaoxi events streams schemas | tar -x -C"
+        " DIR`):"
+        " before/after in one run, reported under <kind>_before.",
     )
     parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
     args = parser.parse_args()

@@ -36,6 +36,11 @@ log = get_logger(__name__)
 Partition = tuple[str, int]
 """(topic, partition)."""
 
+DEFAULT_BATCH_SIZE = 2000
+"""Most events applied in one transaction. Measured (bench/projection_bench.py
+--batch-size 500,2000): 2000 costs ~25 % less Postgres CPU and ~10 % less projector CPU
+per event than 500 (fewer per-batch statements and per-document status recomputes)."""
+
 SWAP_LOCK = 0x7069_616F_0008
 """Advisory lock: live projector transactions hold it shared, a rebuild's schema swap
 holds it exclusively (so the swap happens between two batches)."""
@@ -188,7 +193,7 @@ class ProjectionRunner:
         topics: Sequence[str],
         *,
         group_id: str | None,
-        batch_size: int = 500,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         batch_window_s: float = 0.2,
         lag_interval_s: float = 1.0,
         stop_at: dict[Partition, int] | None = None,

@@ -28,7 +28,7 @@ async def run_projectors(
     settings: Settings,
     *,
     only: str | None,
-    batch_size: int = 500,
+    batch_size: int | None = None,
     batch_window_s: float = 0.2,
     stop: asyncio.Event | None = None,
     handle_signals: bool = True,
@@ -43,7 +43,7 @@ async def run_projectors(
     from projections.migrate import apply_migrations
     from projections.postgres import ReadModelProjection, create_read_pool
     from projections.search import SearchProjector, create_client
-    from projections.tracking import ProjectionRunner
+    from projections.tracking import DEFAULT_BATCH_SIZE, ProjectionRunner
 
     log = get_logger("piaoxi.project")
     stop = stop or asyncio.Event()
@@ -66,7 +66,7 @@ async def run_projectors(
             codec_for(settings),
             Topics.from_settings(settings).event_topics(),
             group_id=settings.projector_group_id if use_group else None,
-            batch_size=batch_size,
+            batch_size=batch_size or DEFAULT_BATCH_SIZE,
             batch_window_s=batch_window_s,
             swap_lock=True,
         )
@@ -146,7 +146,9 @@ def project(
     only: str | None = typer.Option(
         None, "--only", help="Run one projector only: postgres or search."
     ),
-    batch_size: int = typer.Option(500, help="Most events applied in one transaction."),
+    batch_size: int = typer.Option(
+        0, help="Most events applied in one transaction (0: the projector's default, 2000)."
+    ),
     batch_ms: int = typer.Option(200, help="Longest wait for a batch to fill, ms."),
 ) -> None:
     """Run the projectors until SIGTERM/SIGINT. Several instances may run: partitions are
