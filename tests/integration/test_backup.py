@@ -343,3 +343,20 @@ async def test_a_backup_ahead_of_the_log_is_refused(settings: Settings, tmp_path
     await asyncio.to_thread(delete_topics, settings)
     with pytest.raises(BackupError, match="but the log ends at -1: the log lost events"):
         await restore_backup(settings, made.path)
+
+
+async def test_restore_onto_a_new_machine_creates_the_database(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from piaoxi.stack import drop_database
+
+    events = synthetic.histories(2, pages=1, seed=72)
+    synthetic.publish(settings, events)
+    await _project(settings, len(events))
+    before = await digest(settings)
+    made = await create_backup(settings, tmp_path / "backup")
+    await asyncio.to_thread(drop_database, settings)
+
+    result = await restore_backup(settings, made.path, search=False)
+    assert result.check.identical and result.swapped and result.caught_up == 0
+    assert await digest(settings) == before
