@@ -350,10 +350,6 @@ async def broker_log_end(settings: Settings, timeout_s: float = 30.0) -> dict[Pa
     from projections.tracking import ensure_topics
 
     topics = Topics.from_settings(settings).event_topics()
-    try:
-        await asyncio.to_thread(ensure_topics, settings, topics)
-    except Exception as exc:
-        raise BackupError(f"broker {settings.kafka_bootstrap} unreachable: {_short(exc)}") from exc
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=None,
@@ -365,10 +361,11 @@ async def broker_log_end(settings: Settings, timeout_s: float = 30.0) -> dict[Pa
         client_id="piaoxi-log-end",
     )
     try:
-        await asyncio.wait_for(consumer.start(), timeout_s)
+        await asyncio.wait_for(consumer.start(), timeout_s)  # fails fast when it is down
     except Exception as exc:
         raise BackupError(f"broker {settings.kafka_bootstrap} unreachable: {_short(exc)}") from exc
     try:
+        await asyncio.to_thread(ensure_topics, settings, topics)
         deadline = time.monotonic() + timeout_s
         partitions: list[Any] = []
         for topic in topics:
