@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
 import asyncpg
+import orjson
 from pydantic import BaseModel
 
 from piaoxi.log import get_logger
@@ -51,7 +51,7 @@ def cache_key(alias: str, visibility_filter: dict[str, Any] | None, *request: Ha
     """The key of a search: the alias, the caller's visibility filter as sent to the
     search server (canonical JSON) and the request's own inputs (query text, filters,
     page, size, facets), of which the search body is a pure function."""
-    scope = json.dumps(visibility_filter, ensure_ascii=False, sort_keys=True)
+    scope = orjson.dumps(visibility_filter, option=orjson.OPT_SORT_KEYS)
     return (alias, scope, *request)
 
 

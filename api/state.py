@@ -4,13 +4,13 @@ is down (then `/health/ready` says so and data routes answer 503)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import asyncpg
+import orjson
 
 from api.db import create_pool
 from api.errors import ApiError, BackendUnavailable
@@ -66,7 +66,7 @@ class SearchServer:
         """Run a search against the documents alias; a missing index reads as no hits."""
         url = f"{self.base_url}/{self.alias}/_search"
         try:
-            async with self._client().post(url, data=_dumps(body).encode()) as response:
+            async with self._client().post(url, data=orjson.dumps(body)) as response:
                 status = response.status
                 raw = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -78,7 +78,7 @@ class SearchServer:
             raise ApiError(400, "bad_query", "The search server rejected the query.")
         if status >= 300:
             raise BackendUnavailable("search", f"HTTP {status}")
-        data: dict[str, Any] = json.loads(raw)
+        data: dict[str, Any] = orjson.loads(raw)
         return data
 
     async def ping(self) -> bool:
@@ -97,7 +97,7 @@ class SearchServer:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 @dataclass
