@@ -35,6 +35,7 @@ LONG_RUNNING = BROKERS | {
     "grafana",
 }
 ONE_SHOT = {"minio-buckets", "kafka-topics"}
+ON_DEMAND = {"backup"}  # profile "ops": `docker compose --profile ops run --rm backup`
 
 
 def _compose_cli() -> list[str]:
@@ -86,7 +87,14 @@ def test_compose_file_is_valid_with_every_service_health_checked(
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert set(services) == LONG_RUNNING | ONE_SHOT
+    assert set(services) == LONG_RUNNING | ONE_SHOT | ON_DEMAND
+    for name in ON_DEMAND:
+        assert services[name]["profiles"] == ["ops"]  # never started by `up`
+    backup = services["backup"]
+    assert backup["environment"]["PIAOXI_BACKUP_DIR"] == "/backups"
+    # `docker compose config` prints volumes as mappings, Debian's docker-compose as strings
+    targets = {v["target"] if isinstance(v, dict) else v.split(":")[1] for v in backup["volumes"]}
+    assert "/backups" in targets
     for name in LONG_RUNNING:
         assert "healthcheck" in services[name], f"{name} has no health check"
     assert services["elasticsearch"]["image"].split(":")[1].startswith("8.")
@@ -137,7 +145,7 @@ def test_kafka_is_three_kraft_brokers_and_every_topic_is_replicated(
         assert topic in script
     assert "_schemas" in script and "cleanup.policy=compact" in script
     piaoxi = [n for n, s in services.items() if s.get("image", "").startswith("piaoxi:")]
-    assert set(piaoxi) == {"worker", "projector", "search-projector", "api"}
+    assert set(piaoxi) == {"worker", "projector", "search-projector", "api", "backup"}
     for name in piaoxi:
         env = services[name]["environment"]
         assert env["PIAOXI_KAFKA_BOOTSTRAP"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"

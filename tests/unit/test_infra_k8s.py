@@ -128,3 +128,18 @@ def test_dashboard_and_alerts_query_only_exported_metrics() -> None:
         exported |= {family.name, f"{family.name}_total", f"{family.name}_bucket"}
     missing = _queried_metrics() - exported
     assert not missing, f"dashboard/alerts query metrics piaoxi does not export: {missing}"
+
+
+def test_backups_run_nightly_onto_their_own_volume() -> None:
+    manifests = _all_manifests()
+    (cron,) = [d for d in manifests if d["kind"] == "CronJob"]
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"  # never two backups at once
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["backup"]
+    backup_dir = {e["name"]: e["value"] for e in container["env"]}["PIAOXI_BACKUP_DIR"]
+    (mount,) = container["volumeMounts"]
+    assert mount["mountPath"] == backup_dir
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claims = {d["metadata"]["name"] for d in manifests if d["kind"] == "PersistentVolumeClaim"}
+    assert volume["persistentVolumeClaim"]["claimName"] in claims
