@@ -18,7 +18,6 @@ Table contract for readers: projections/README.md and migrations/001_read_models
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ from operator import itemgetter
 from typing import Any, cast
 
 import asyncpg
+import orjson
 
 from events.records import (
     DocumentRetracted,
@@ -79,18 +79,17 @@ async def create_read_pool(
     return pool
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+# orjson: compact UTF-8 like json.dumps(ensure_ascii=False, separators=(",", ":")),
+# datetimes as ISO 8601 (as isoformat()); 3-9x faster on page texts and entity lists,
+# which were ~40 % of the projector's apply time in JSON encoding (py-spy).
 
 
 def _json(rows: Iterable[dict[str, Any]]) -> str:
-    return json.dumps(list(rows), ensure_ascii=False, separators=(",", ":"), default=_json_default)
+    return orjson.dumps(list(rows)).decode()
 
 
 def _jsonb(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(value).decode()
 
 
 _STAGES = (
