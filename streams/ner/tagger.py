@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL_VERSION = "0.3.0"
+MODEL_VERSION = "0.4.0"
 MODEL_DIR = Path(__file__).parent / "model"
 DEFAULT_MODEL = MODEL_DIR / "ner.onnx"
 
