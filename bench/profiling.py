@@ -63,6 +63,7 @@ WAITS = (
     "Condition.wait (threading.py",
     "Queue.get (queue.py",
     "Event.wait (threading.py",
+    "SocketIO.readinto (socket.py",
 )
 WAITING = "waiting (woken, queued for a CPU)"
 
@@ -126,7 +127,7 @@ def summarise(lines: Iterable[str]) -> Summary:
         processes = [f for f in frames if f.startswith("process ")]
         code = [f for f in frames if not f.startswith(("process ", "thread "))]
         # the innermost process: a pool child is a process inside the worker's frame
-        process = process_label(processes[-1]) if processes else "?"
+        process = process_label(processes[-1]) if processes else "the process"
         category = category_of(code)
         summary.samples += n
         summary.by_process[process] += n

@@ -37,6 +37,7 @@ documents: the records are a convenience, not a lock.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import io
@@ -46,6 +47,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -70,6 +72,12 @@ if TYPE_CHECKING:
     from piaoxi.settings import Settings
 
 STAGE_VERSION = "1.0.0"
+# Object-store connections (and threads calling it) of one Uploader.
+S3_CONNECTIONS = 32
+# Uploads running side by side share produce requests and partition batches (each
+# partition batch costs the local broker a few object-store writes); a few milliseconds
+# on an upload's acceptance.
+PRODUCER_LINGER_MS = 5
 VISIBILITIES = ("private", "public")
 LAYOUTS = ("auto", "horizontal", "vertical")
 OCR_ENGINES = ("rapidocr", "tesseract")
@@ -190,6 +198,10 @@ class Uploader:
         self._poller: threading.Thread | None = None
         self._stop = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Object-store calls block: they run in threads of their own, as many as the
+        # HTTP pool has connections (the loop's default executor has only cores + 4, which
+        # queued the calls of concurrent uploads behind each other).
+        self._threads: ThreadPoolExecutor | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -211,6 +223,7 @@ class Uploader:
         from confluent_kafka import Producer
 
         self._loop = asyncio.get_running_loop()
+        self._threads = ThreadPoolExecutor(S3_CONNECTIONS, thread_name_prefix="uploader-s3")
         self._s3 = self._make_s3_client()
         await self._s3_call("creating the bucket", self._ensure_bucket)
         self._producer = Producer(
@@ -221,9 +234,7 @@ class Uploader:
                 "logger": logging.getLogger(
                     "kafka.rdkafka"
                 ),  # the local broker has no idempotent producer
-                # Uploads running side by side share produce requests (fewer broker
-                # writes); a few milliseconds on an upload's acceptance.
-                "linger.ms": 5,
+                "linger.ms": PRODUCER_LINGER_MS,
                 "message.timeout.ms": int(self.delivery_timeout_s * 1000),
                 "retry.backoff.ms": 200,
                 "retry.backoff.max.ms": 2000,
@@ -251,6 +262,9 @@ class Uploader:
             await asyncio.to_thread(self._poller.join, 5)
             self._poller = None
         self._producer = None
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
+            self._threads = None
 
     def _poll(self) -> None:
         while not self._stop.is_set():
@@ -269,7 +283,7 @@ class Uploader:
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=3.0, read=60.0),
             retries=urllib3.Retry(total=0),  # our own backoff decides
-            maxsize=16,
+            maxsize=S3_CONNECTIONS,
         )
         return Minio(
             url.netloc,
@@ -317,9 +331,11 @@ class Uploader:
         """Run `fn` in a thread, retrying on the configured delays any error that
         `refusal` does not turn into a final UploadFailed."""
         last: Exception | None = None
+        loop = asyncio.get_running_loop()
         for delay in [*self.retry.delays(), None]:
             try:
-                return await asyncio.to_thread(fn)
+                context = contextvars.copy_context()
+                return await loop.run_in_executor(self._threads, context.run, fn)
             except Exception as exc:
                 final = refusal(exc)
                 if final is not None:

@@ -20,6 +20,7 @@ busy. This module imports no faust at run time: the pool's children import it ch
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import hashlib
 import importlib
@@ -27,6 +28,7 @@ import io
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -77,6 +79,10 @@ POOLED_STAGES = frozenset({"extract", "entities"})
 # few milliseconds, far less than a trip through the pool.
 LIGHT_TEXT_BYTES = 1 << 20
 INLINE_TEXT_BYTES = 64 << 10
+# Object-store connections of a worker, and the threads that call the store: text
+# documents are admitted many at a time and each fetches its blob. (With fewer pooled
+# connections than callers, urllib3 discards the extra connections after each call.)
+S3_CONNECTIONS = 16
 # Pages up to this many characters are cleaned on the event loop, longer ones in a thread.
 INLINE_CLEAN_CHARS = 1000
 MAX_MESSAGE_CHARS = 2000
@@ -268,7 +274,7 @@ class BlobStore:
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5.0, read=120.0),
             retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504)),
-            maxsize=max(4, settings.pool_size * 2),
+            maxsize=S3_CONNECTIONS,
             cert_reqs="CERT_REQUIRED",
             ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
         )
@@ -372,6 +378,7 @@ class StageRuntime:
                 initializer=functools.partial(warm_up, self.stages),
             )
         self._blobs: BlobStore | None = None
+        self._s3_threads = ThreadPoolExecutor(S3_CONNECTIONS, thread_name_prefix="worker-s3")
         self._codec: EventCodec | None = None
         self._versions: dict[str, str] = {}
         # Events admitted per agent. Pages of a few documents keep every pool slot busy
@@ -421,6 +428,12 @@ class StageRuntime:
             await gate.cancel()
         if self.pool is not None:
             await self.pool.close()
+        self._s3_threads.shutdown(wait=False)
+
+    async def in_s3_thread(self, fn: Callable[[], T]) -> T:
+        """A blocking object-store call, in one of the worker's S3 threads."""
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._s3_threads, context.run, fn)
 
     @property
     def codec(self) -> EventCodec:
@@ -649,7 +662,8 @@ class StageRuntime:
                     ),
                     1,
                 )
-            data = await self.retrying(lambda: asyncio.to_thread(self.blobs.get, upload.blob_key))
+            get = functools.partial(self.blobs.get, upload.blob_key)
+            data = await self.retrying(lambda: self.in_s3_thread(get))
             pages = await self._split(data, upload, limits)
         except StageFailure as failure:
             await self.fail("extract", source, failure, upload)
@@ -739,7 +753,7 @@ class StageRuntime:
             if not blobs.exists(key):
                 blobs.put(key, image, content_type)
 
-        await self.retrying(lambda: asyncio.to_thread(put_once))
+        await self.retrying(lambda: self.in_s3_thread(put_once))
         return key
 
     # -- clean -------------------------------------------------------------------------------
