@@ -602,8 +602,9 @@ async def run_bench(args: argparse.Namespace, settings: Settings) -> dict[str, A
     steps = [(kind, mix) for kind in only for mix in (mixes if kind == "search" else ["uniform"])]
     unique_needed = 0
     if ("search", "unique") in steps:
-        # enough distinct searches for every step at a generous rate
-        unique_needed = int(sum(args.clients) * args.seconds * 12)
+        # enough distinct searches for every step (25 a second per client, 1000 a second
+        # at least): the unique run never asks one twice (else reported: repeated_urls)
+        unique_needed = int(max(sum(args.clients), 40) * args.seconds * 25)
     pool = await request_pool(settings, rng, unique=unique_needed)
     for name in ("search", "unique"):
         if name in pool:

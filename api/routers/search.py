@@ -183,7 +183,7 @@ async def cached_search(
     if key is None:
         return answer, "off"
     if not any(k in data for k in MISSING):
-        cache.put(key, answer, generation)
+        cache.put(key, answer.compacted(), generation)
     return answer, "miss"
 
 

@@ -92,3 +92,22 @@ def test_settle_window_and_ttl() -> None:
     assert cache.get(("k",)) == "v"
     clock.now += 2
     assert cache.get(("k",)) is None  # older than the TTL
+
+
+def test_cached_answer_keeps_only_json_and_reads_the_model_back() -> None:
+    from api.models import SearchFacets, SearchResponse
+    from api.search_cache import CachedAnswer
+
+    model = SearchResponse(
+        query="明月",
+        phrase=False,
+        total=0,
+        page=1,
+        size=10,
+        hits=[],
+        facets=SearchFacets(dynasty=[], entity_type=[], entity=[], tag=[]),
+    )
+    answer = CachedAnswer(model)
+    stored = answer.compacted()
+    assert stored.json() == answer.json() == model.model_dump_json().encode()
+    assert stored.model == model and stored.model is not model
