@@ -114,21 +114,6 @@ CACHE_HEADER = "X-Search-Cache"
 """Response header of /search: hit, miss or off (cache bypassed: not listening)."""
 
 
-async def run_search(
-    state: AppState,
-    caller: Principal,
-    q: str,
-    filters: SearchFilters,
-    *,
-    page: int = 1,
-    size: int = 10,
-    facets: str = "sampled",
-) -> SearchResponse:
-    """The search as `caller` may see it (also used by the web page)."""
-    answer, _ = await cached_search(state, caller, q, filters, page=page, size=size, facets=facets)
-    return answer.model
-
-
 async def cached_search(
     state: AppState,
     caller: Principal,
@@ -139,7 +124,8 @@ async def cached_search(
     size: int = 10,
     facets: str = "sampled",
 ) -> tuple[CachedAnswer, str]:
-    """`run_search`'s answer and where it came from (hit | miss | off). Answers are
+    """The search as `caller` may see it (also for the web page: `.model` of the answer)
+    and where it came from (hit | miss | off). Answers are
     cached by everything the search body is made of, the caller's visibility filter
     included (api/search_cache.py); the returned answer is shared: never modify it."""
     if page * size > MAX_RESULT_WINDOW:

@@ -31,7 +31,7 @@ from api.render import (
     with_hits,
 )
 from api.routers.documents import document_detail, page_detail, summary_from_row
-from api.routers.search import run_search
+from api.routers.search import cached_search
 from api.routers.status import status_report
 from api.search_query import (
     FACET_SAMPLE,
@@ -157,7 +157,8 @@ async def search_page(
             year_to=y_to,
         )
         page = min(page, MAX_RESULT_WINDOW // PAGE_SIZE)
-        result = await run_search(state, caller, q, filters, page=page, size=PAGE_SIZE)
+        answer, _ = await cached_search(state, caller, q, filters, page=page, size=PAGE_SIZE)
+        result = answer.model
     except ApiError as exc:
         if exc.status >= 500 or exc.status == 401:
             return _error_page(request, exc)
