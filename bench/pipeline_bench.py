@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import io
 import json
 import multiprocessing as mp
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -105,9 +107,12 @@ def _stage_ocr(data: bytes) -> int:
     return sum(len(extract.process_page(p).text) for p in extract.split_pages(data))
 
 
-def raw_ocr(pages: list[bytes], processes: int, *, stage: bool = False) -> dict[str, float]:
-    """The raw engine (or with `stage`, the extract stage's functions) on `pages`, one
-    process per core, one engine thread each (models loaded before timing)."""
+@contextlib.contextmanager
+def engine_processes(
+    processes: int, pages: list[bytes], *, stage: bool = False
+) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """`processes` processes with the raw engine (or with `stage`, the extract stage's
+    functions) loaded and warm, for one or more `raw_ocr` measurements."""
     context = mp.get_context("spawn")
     init, task = (_stage_init, _stage_ocr) if stage else (_raw_init, _raw_ocr)
     with concurrent.futures.ProcessPoolExecutor(
@@ -115,12 +120,29 @@ def raw_ocr(pages: list[bytes], processes: int, *, stage: bool = False) -> dict[
     ) as executor:
         # Make every process load its models before the clock starts.
         list(executor.map(task, [pages[0]] * processes))
-        pids = list(executor._processes)
-        cpu_before = cpu_seconds(pids)
-        start = time.perf_counter()
-        list(executor.map(task, pages))
-        elapsed = time.perf_counter() - start
-        cpu = cpu_seconds(pids) - cpu_before
+        yield executor
+
+
+def raw_ocr(
+    pages: list[bytes],
+    processes: int,
+    *,
+    stage: bool = False,
+    executor: concurrent.futures.ProcessPoolExecutor | None = None,
+) -> dict[str, float]:
+    """The raw engine (or with `stage`, the extract stage's functions) on `pages`, one
+    process per core, one engine thread each (models loaded before timing); in the warm
+    processes of `executor` (from `engine_processes`, same `stage`) when given."""
+    if executor is None:
+        with engine_processes(processes, pages, stage=stage) as own:
+            return raw_ocr(pages, processes, stage=stage, executor=own)
+    task = _stage_ocr if stage else _raw_ocr
+    pids = list(executor._processes)
+    cpu_before = cpu_seconds(pids)
+    start = time.perf_counter()
+    list(executor.map(task, pages))
+    elapsed = time.perf_counter() - start
+    cpu = cpu_seconds(pids) - cpu_before
     return {
         "pages_per_s": len(pages) / elapsed,
         "seconds": elapsed,

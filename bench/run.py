@@ -217,6 +217,9 @@ async def end_to_end(
             await asyncio.sleep(0.3)
         with contextlib.suppress(AssertionError):
             await wait_started(worker, "stage runtime started", timeout=1)
+        # Every worker process holds its share of the partitions before the clock starts
+        # (a second worker joining mid-run would pause the group for a rebalance).
+        await wait_assigned(worker.log_path, processes, deployment)
         tag = uuid.uuid4().hex[:8]
         async with Uploader(settings) as uploader:
             warm = await uploader.upload_bytes(
@@ -322,6 +325,35 @@ async def end_to_end(
             drop_isolated(settings)
 
 
+async def wait_assigned(
+    log_path: Path, processes: int, deployment: Any, timeout: float = 120.0
+) -> None:
+    """Until `processes` worker processes each hold some of the partitions of the worker's
+    source topics and together all of them (their last "partitions assigned" log lines);
+    after `timeout` the run goes on (reported on stderr)."""
+    from events.topics import TOPIC_PARTITIONS
+    from streams import topology
+
+    wanted = len({topology.agent(name).source for name in topology.STAGES}) * TOPIC_PARTITIONS
+    deadline = time.monotonic() + timeout
+    latest: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        latest = {}
+        text = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
+        for line in text.splitlines():
+            if '"partitions assigned"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                record = json.loads(line)
+                latest[int(record["pid"])] = int(record["count"])
+        held = [count for count in latest.values() if count > 0]
+        if len(held) == processes and sum(held) == wanted:
+            return
+        deployment.check_alive()
+        await asyncio.sleep(0.3)
+    print(f"[bench] partitions not settled in {timeout:.0f}s: {latest}", file=sys.stderr)
+
+
 def _own_cpu_s() -> float:
     times = psutil.Process().cpu_times()
     return float(times.user + times.system)
@@ -356,17 +388,17 @@ async def ocr(
     await create_topics(settings)
     sampler.phase = "ocr"
 
-    def raw_engine() -> dict[str, float]:
-        # pipeline_bench's raw_ocr (pages/s and CPU s/page), or its older raw_pages_per_s
-        measure: Any = getattr(pb, "raw_ocr", None)
-        if measure is not None:
-            return dict(measure(pages, pool))
-        return {"pages_per_s": float(pb.raw_pages_per_s(pages, pool))}  # type: ignore[attr-defined]
-
     try:
-        raw_before = await asyncio.to_thread(raw_engine)
-        pipeline = await pb.pipeline_ocr(settings, pages, log_dir, profiles=profiles)
-        raw_after = await asyncio.to_thread(raw_engine)
+        # One set of warm engine processes measures before and after (models load once;
+        # idle while the pipeline runs).
+        with pb.engine_processes(pool, pages) as engines:
+
+            def raw_engine() -> dict[str, float]:
+                return pb.raw_ocr(pages, pool, executor=engines)
+
+            raw_before = await asyncio.to_thread(raw_engine)
+            pipeline = await pb.pipeline_ocr(settings, pages, log_dir, profiles=profiles)
+            raw_after = await asyncio.to_thread(raw_engine)
     finally:
         sampler.phase = "setup"
         with contextlib.suppress(Exception):
