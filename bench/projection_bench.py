@@ -111,15 +111,24 @@ sys.path.insert(0, tree)
 # the compared tree's projection code, imported before the bench puts this tree first
 import events.codec, events.topics, piaoxi.settings, projections.migrate  # noqa: E401
 import projections.postgres, projections.tracking  # noqa: E401
-from bench.projection_bench import project_postgres
+import projections.rebuild  # noqa: E401
+from bench.projection_bench import project_postgres, rebuild_postgres_run
 settings = piaoxi.settings.Settings.model_validate_json(settings_json)
 stop_at = {(t, p): o for t, p, o in json.loads(stop_json)}
-print(json.dumps(asyncio.run(project_postgres(settings, stop_at, int(size)))))
+result = asyncio.run(project_postgres(settings, stop_at, int(size)))
+if len(sys.argv) > 5 and sys.argv[5] == "rebuild":
+    result = {"project": result, "rebuild": asyncio.run(rebuild_postgres_run(settings))}
+print(json.dumps(result))
 """
 
 
 def project_postgres_from_tree(
-    tree: str, settings: Settings, stop_at: dict[tuple[str, int], int], batch_size: int
+    tree: str,
+    settings: Settings,
+    stop_at: dict[tuple[str, int], int],
+    batch_size: int,
+    *,
+    rebuild: bool = False,
 ) -> dict[str, Any]:
     """`project_postgres` with the projection code of another source tree (e.g. `git
     archive` of an older commit), in a child process: before/after in one run."""
@@ -134,6 +143,7 @@ def project_postgres_from_tree(
             settings.model_dump_json(),
             json.dumps([[t, p, o] for (t, p), o in stop_at.items()]),
             str(batch_size),
+            "rebuild" if rebuild else "project",
         ],
         cwd=Path(__file__).resolve().parents[1],
         check=True,
@@ -270,6 +280,11 @@ def main() -> None:
             results.append(asyncio.run(project_search(on, 200)))
             results.append(asyncio.run(rebuild_search(on)))
         if args.rebuild:
+            if args.compare_tree:
+                before = project_postgres_from_tree(
+                    args.compare_tree, fresh(source), last, args.batch_size[-1], rebuild=True
+                )
+                results.append({**before["rebuild"], "target": "postgres-rebuild-before"})
             results.append(asyncio.run(rebuild_postgres_run(on)))
         if args.off_documents:
             off = fresh(off_source)
