@@ -91,6 +91,14 @@ class Summary:
                     lines.append(f"            {self.percent(m):5.1f} %  {category}")
         lines += ["", "by category:"]
         lines += [f"  {self.percent(n):5.1f} %  {c}" for c, n in self.by_category.most_common()]
+        working = self.samples - self.by_category[WAITING]
+        if working and self.by_category[WAITING]:
+            lines += ["", f"by category, waiting left out ({working} samples: the CPU work):"]
+            lines += [
+                f"  {100.0 * n / working:5.1f} %  {c}"
+                for c, n in self.by_category.most_common()
+                if c != WAITING
+            ]
         lines += ["", f"top {top} functions by own samples:"]
         lines += [f"  {self.percent(n):5.1f} %  {f}" for f, n in self.by_function.most_common(top)]
         return "\n".join(lines) + "\n"
@@ -116,6 +124,19 @@ def category_of(frames: list[str]) -> str:
     return OTHER
 
 
+def _frames(stack: str) -> list[str]:
+    """The frames of a collapsed stack; a `process N:"command line"` frame whose command
+    line holds a `;` (a supervised worker: `-c "from piaoxi.cli import main; main()"`) is
+    put back together."""
+    frames: list[str] = []
+    for part in stack.split(";"):
+        if frames and frames[-1].startswith("process ") and frames[-1].count('"') % 2:
+            frames[-1] += ";" + part
+        else:
+            frames.append(part)
+    return frames
+
+
 def summarise(lines: Iterable[str]) -> Summary:
     summary = Summary()
     for line in lines:
@@ -123,7 +144,7 @@ def summarise(lines: Iterable[str]) -> Summary:
         if not stack or not count.isdigit():
             continue
         n = int(count)
-        frames = stack.split(";")
+        frames = _frames(stack)
         processes = [f for f in frames if f.startswith("process ")]
         code = [f for f in frames if not f.startswith(("process ", "thread "))]
         # the innermost process: a pool child is a process inside the worker's frame
