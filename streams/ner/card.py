@@ -42,8 +42,9 @@ era dates to Western years; the model does not).
 {cut_short}
 {train_cpu}
 The silver data builder is deterministic for a seed (unit-tested); torch runs with a fixed
-seed and 2 threads. The previous version (0.3.0) was checked byte-identical on a rerun of
-the same command; this version was trained once (see the session report).
+seed and 2 threads. Checked: a second run of the plain command
+(`python -m streams.ner.train --seed 13`, default 45-minute cap; 1318 s wall, 754 CPU-s)
+produced a byte-identical `ner.onnx` and `vocab.json` (md5 8ebf54a4... and 062229fb...).
 Loss: cross-entropy per character with entity tags weighted {entity_weight} against O
 (recall was what the merged stage lacked); constrained Viterbi decoding at run time.
 
