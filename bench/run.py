@@ -142,23 +142,23 @@ class Sampler:
         return out
 
 
-def stack_cpu_s(settings: Settings) -> dict[str, float]:
-    """CPU seconds so far of the shared stack's processes (their load includes others')."""
+def stack_cpu_s(settings: Settings) -> dict[str, dict[int, float]]:
+    """CPU seconds so far of each of the shared stack's processes and their children, by
+    service and pid (their load includes other users')."""
     from piaoxi.stack import LocalStack
 
-    out: dict[str, float] = {}
+    out: dict[str, dict[int, float]] = {}
     for status in LocalStack(settings).status():
         pid = getattr(status, "pid", None)
         if not pid:
             continue
         with contextlib.suppress(psutil.Error):
             proc = psutil.Process(pid)
-            total = 0.0
+            seen = out.setdefault(status.name, {})
             for p in [proc, *proc.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):
                     t = p.cpu_times()
-                    total += t.user + t.system
-            out[status.name] = total
+                    seen[p.pid] = t.user + t.system
     return out
 
 
@@ -359,8 +359,16 @@ def _own_cpu_s() -> float:
     return float(times.user + times.system)
 
 
-def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {k: round(after[k] - v, 1) for k, v in before.items() if k in after}
+def _delta(
+    before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+) -> dict[str, float]:
+    """CPU seconds each service used between two `stack_cpu_s` readings: processes that
+    ended in between (Postgres backends) are left out rather than subtracted."""
+    return {
+        name: round(sum(cpu - before.get(name, {}).get(pid, 0.0) for pid, cpu in pids.items()), 1)
+        for name, pids in after.items()
+        if name in before
+    }
 
 
 def _per_document(cpu_s: dict[str, float], documents: int) -> dict[str, float]:
