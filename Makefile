@@ -8,13 +8,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install system-packages stack-up run test lint down
+.PHONY: help install system-packages stack-up run test lint down corpora train eval bench
 
 help:
 	@echo "make run   - install, start the local stack and the pipeline, ingest samples/"
 	@echo "make test  - install, start the local stack, run the whole test suite"
 	@echo "make lint  - ruff and mypy"
 	@echo "make down  - stop the pipeline processes and the local stack"
+	@echo "make eval  - entity-model scores (installs the chinese-poetry corpus first)"
+	@echo "make train - train the entity model again (seed 13; torch from the train extra)"
+	@echo "make bench - the full benchmark (piaoxi bench; its search corpus comes from make corpora)"
 
 install: system-packages $(STAMP)
 
@@ -38,6 +41,23 @@ run: stack-up
 # collected; both fail `make test` (and so .ci/run).
 test: stack-up
 	$(BIN)/pytest -ra --durations=15
+
+# Training and evaluation data of the entity model (npm chinese-poetry, 350 MB; not needed
+# by run or test): installed once into .corpora/, where streams/ner/silver.py looks.
+CORPORA := .corpora/node_modules/chinese-poetry/dist
+corpora: $(CORPORA)
+$(CORPORA):
+	npm install --no-save --no-audit --no-fund --prefix .corpora chinese-poetry@2.0.1
+
+eval: install $(CORPORA)
+	$(BIN)/piaoxi eval entities
+
+bench: stack-up $(CORPORA)
+	$(BIN)/piaoxi bench
+
+train: install $(CORPORA)
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(BIN)/python -m streams.ner.train --seed 13
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

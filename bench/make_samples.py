@@ -25,7 +25,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-POETRY = Path("/work/team/npm/node_modules/chinese-poetry/dist")
+ROOT = Path(__file__).resolve().parents[1]
+POETRY = ROOT / ".corpora" / "node_modules" / "chinese-poetry" / "dist"  # `make corpora`
 
 FONTS = {
     "serif-tc": ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", 3),

@@ -39,22 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.procstat import cpu_seconds
 from piaoxi.settings import Settings
 
-POETRY = (
-    next(
-        (
-            path
-            for path in (
-                Path(os.environ.get("PIAOXI_CHINESE_POETRY_DIR", "/nonexistent")),
-                Path("/work/team/node_modules/chinese-poetry"),
-                Path("/work/team/npm/node_modules/chinese-poetry"),
-            )
-            if (path / "dist" / "quantangshi").is_dir()
-        ),
-        Path("/work/team/node_modules/chinese-poetry"),
-    )
-    / "dist"
-    / "quantangshi"
-)
 BENCH_DB = "piaoxi_bench_search"
 BENCH_PREFIX = "bench-search"
 OWNERS = [f"scholar{i}" for i in range(10)]
@@ -96,9 +80,20 @@ def bench_settings(base: Settings) -> Settings:
 # ------------------------------------------------------------------------------------------
 
 
+def tang_poems_dir() -> Path:
+    """全唐詩 of the npm chinese-poetry package (`make corpora`): the search corpus."""
+    from streams.ner.silver import poetry_root
+
+    try:
+        return poetry_root() / "dist" / "quantangshi"
+    except FileNotFoundError as exc:
+        raise SystemExit(f"search bench: {exc}") from exc
+
+
 def load_poems(limit: int) -> list[dict[str, Any]]:
     poems: list[dict[str, Any]] = []
-    for path in sorted(POETRY.glob("poet.tang.*.json"), key=lambda p: int(p.stem.split(".")[-1])):
+    folder = tang_poems_dir()
+    for path in sorted(folder.glob("poet.tang.*.json"), key=lambda p: int(p.stem.split(".")[-1])):
         for poem in json.loads(path.read_text(encoding="utf-8")):
             if poem.get("author") and poem.get("paragraphs") and poem.get("title"):
                 poems.append(poem)
@@ -116,7 +111,7 @@ def synthetic_events(documents: int, pages: int, poems_per_page: int = 4) -> lis
     rng = random.Random(7)
     poems = load_poems(documents * pages * poems_per_page)
     if len(poems) < documents * pages:
-        raise SystemExit(f"only {len(poems)} poems found under {POETRY}")
+        raise SystemExit(f"only {len(poems)} poems found under {tang_poems_dir()}")
     convert = _t2s().convert
     events: list[Any] = []
     cursor = 0

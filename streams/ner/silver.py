@@ -21,8 +21,9 @@ from streams.ner import lexicon
 from streams.ner.labels import ENTITY_TYPES
 
 POETRY_ENV = "PIAOXI_CHINESE_POETRY_DIR"
+# `make corpora` installs the npm package here (repo-local, not committed: 350 MB).
 POETRY_CANDIDATES = (
-    Path("/work/team/npm/node_modules/chinese-poetry"),
+    Path(__file__).resolve().parents[2] / ".corpora" / "node_modules" / "chinese-poetry",
     Path("node_modules/chinese-poetry"),
 )
 
@@ -78,7 +79,10 @@ def poetry_root(explicit: str | Path | None = None) -> Path:
     for c in candidates:
         if (c / "dist").is_dir():
             return c
-    raise FileNotFoundError(f"chinese-poetry not found; set {POETRY_ENV}")
+    raise FileNotFoundError(
+        f"chinese-poetry not found: run `make corpora` (npm install into .corpora/) or set"
+        f" {POETRY_ENV}"
+    )
 
 
 def _load(root: Path, rel: str) -> object:
