@@ -331,10 +331,10 @@ async def wait_assigned(
     """Until `processes` worker processes each hold some of the partitions of the worker's
     source topics and together all of them (their last "partitions assigned" log lines);
     after `timeout` the run goes on (reported on stderr)."""
-    from events.topics import TOPIC_PARTITIONS
     from streams import topology
 
-    wanted = len({topology.agent(name).source for name in topology.STAGES}) * TOPIC_PARTITIONS
+    partitions = deployment.settings.topic_partitions
+    wanted = len({topology.agent(name).source for name in topology.STAGES}) * partitions
     deadline = time.monotonic() + timeout
     latest: dict[int, int] = {}
     while time.monotonic() < deadline:

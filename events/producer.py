@@ -65,7 +65,7 @@ from events.records import (
     utc_now,
 )
 from events.sniff import describe_unsupported, sniff_media_type
-from events.topics import TOPIC_PARTITIONS, Topics
+from events.topics import Topics
 from piaoxi.log import get_logger
 
 if TYPE_CHECKING:
@@ -405,7 +405,7 @@ class Uploader:
 
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 3})
         topic = NewTopic(
-            self.topics.uploaded, num_partitions=TOPIC_PARTITIONS, replication_factor=1
+            self.topics.uploaded, num_partitions=self.topics.partitions, replication_factor=1
         )
         wait = self.delivery_timeout_s
         try:

@@ -1,5 +1,5 @@
-"""The one place that knows topic names and how many partitions a topic gets. Every topic
-is keyed by document_id."""
+"""The one place that knows topic names and how many partitions a topic gets (from the
+settings). Every topic is keyed by document_id."""
 
 from __future__ import annotations
 
@@ -7,17 +7,16 @@ from dataclasses import dataclass
 
 from piaoxi.settings import Settings
 
-# Partitions of every event topic piaoxi creates (the uploader, the worker, the projector
-# and the tests create missing topics with this count; existing topics keep theirs). It is
-# the most worker processes that can share one stage, and the events of one document stay
-# in one partition (keyed by document_id). On the local broker every partition written in
-# a produce request costs a few object-store writes, so more partitions cost more there.
-TOPIC_PARTITIONS = 8
-
 
 @dataclass(frozen=True)
 class Topics:
-    """Full topic names for one deployment (the settings' topic_prefix applied)."""
+    """Full topic names for one deployment (the settings' topic_prefix applied), and the
+    partitions of each event topic piaoxi creates (`settings.topic_partitions`: the
+    uploader, the worker, the projector and the tests create missing topics with it;
+    existing topics keep theirs). The partition count is the most worker processes that
+    can share one stage; the events of one document stay in one partition (keyed by
+    document_id). On the local broker every partition written in a produce request costs
+    a few object-store writes, so more partitions cost more there."""
 
     uploaded: str
     pages: str
@@ -25,6 +24,7 @@ class Topics:
     entities: str
     failed: str
     schemas: str
+    partitions: int = 8
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -35,6 +35,7 @@ class Topics:
             entities=settings.topic("documents.entities"),
             failed=settings.topic("documents.failed"),
             schemas=settings.topic("_schemas"),
+            partitions=settings.topic_partitions,
         )
 
     def event_topics(self) -> tuple[str, ...]:

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
 
     # --- the pipeline ------------------------------------------------------------------
     topic_prefix: str = Field("", description="Prefix for every topic name (multi-tenant).")
+    topic_partitions: int = Field(
+        8,
+        ge=1,
+        description="Partitions of each event topic piaoxi creates: the most worker processes"
+        " per stage (existing topics keep theirs). The local broker pays object-store writes"
+        " per partition written: 2 cut its CPU by a third or more (bench/PROFILE.md).",
+    )
     worker_group_id: str = Field("piaoxi-workers", description="Consumer group of workers.")
     projector_group_id: str = Field("piaoxi-projector", description="Group of projectors.")
     pool_size: int = Field(0, description="OCR/model process-pool size; 0 = number of cores.")

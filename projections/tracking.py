@@ -26,7 +26,6 @@ import asyncpg
 
 from events.codec import EventCodec, UndecodableEvent
 from events.records import EventBase
-from events.topics import TOPIC_PARTITIONS
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
 from projections.postgres import BatchOutcome, Delivered
@@ -151,7 +150,7 @@ def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(t, TOPIC_PARTITIONS, 1) for t in missing], request_timeout=10
+        [NewTopic(t, settings.topic_partitions, 1) for t in missing], request_timeout=10
     )
     for topic, future in futures.items():
         try:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from events.topics import TOPIC_PARTITIONS, Topics
+from events.topics import Topics
 from piaoxi.health import Check, CheckResult, HealthServer, broker_check
 from piaoxi.log import get_logger
 from piaoxi.settings import Settings
@@ -76,7 +76,7 @@ def build_app(
         producer_linger=PRODUCER_LINGER_S,
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         topic_disable_leader=True,
-        topic_partitions=TOPIC_PARTITIONS,
+        topic_partitions=settings.topic_partitions,
         topic_allow_declare=True,
         web_enabled=False,
         store="memory://",
@@ -95,7 +95,7 @@ def build_app(
     faust_topics = {
         spec.name: app.topic(
             topology.topic_name(topics, spec.name),
-            partitions=TOPIC_PARTITIONS,
+            partitions=topics.partitions,
             key_type=bytes,
             value_type=bytes,
         )

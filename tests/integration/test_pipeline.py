@@ -107,14 +107,12 @@ async def create_topics(settings: Settings) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    from streams.app import TOPIC_PARTITIONS
-
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
         for name in Topics.from_settings(settings).event_topics():
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(name, TOPIC_PARTITIONS, 1)])
+                await admin.create_topics([NewTopic(name, settings.topic_partitions, 1)])
     finally:
         await admin.close()
 
