@@ -405,7 +405,9 @@ class Uploader:
 
         admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap, "log_level": 3})
         topic = NewTopic(
-            self.topics.uploaded, num_partitions=self.topics.partitions, replication_factor=1
+            self.topics.uploaded,
+            num_partitions=self.topics.partitions,
+            replication_factor=self.topics.replication_factor,
         )
         wait = self.delivery_timeout_s
         try:

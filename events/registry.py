@@ -208,7 +208,10 @@ class EmbeddedRegistry:
 
         admin = AdminClient({**self._client_config(), "log_level": 3})
         topic = NewTopic(
-            self.topic, num_partitions=1, replication_factor=1, config={"cleanup.policy": "compact"}
+            self.topic,
+            num_partitions=1,
+            replication_factor=self.settings.topic_replication_factor,
+            config={"cleanup.policy": "compact"},
         )
         try:
             admin.create_topics([topic], request_timeout=10)[self.topic].result(timeout=15)

@@ -13,7 +13,8 @@ class Topics:
     """Full topic names for one deployment (the settings' topic_prefix applied), and the
     partitions of each event topic piaoxi creates (`settings.topic_partitions`: the
     uploader, the worker, the projector and the tests create missing topics with it;
-    existing topics keep theirs). The partition count is the most worker processes that
+    existing topics keep theirs), replicated `settings.topic_replication_factor` times.
+    The partition count is the most worker processes that
     can share one stage; the events of one document stay in one partition (keyed by
     document_id). On the local broker every partition written in a produce request costs
     a few object-store writes, so more partitions cost more there."""
@@ -25,6 +26,7 @@ class Topics:
     failed: str
     schemas: str
     partitions: int = 8
+    replication_factor: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
@@ -36,6 +38,7 @@ class Topics:
             failed=settings.topic("documents.failed"),
             schemas=settings.topic("_schemas"),
             partitions=settings.topic_partitions,
+            replication_factor=settings.topic_replication_factor,
         )
 
     def event_topics(self) -> tuple[str, ...]:

@@ -88,6 +88,13 @@ class Settings(BaseSettings):
         " per stage (existing topics keep theirs). The local broker pays object-store writes"
         " per partition written: 2 cut its CPU by a third or more (bench/PROFILE.md).",
     )
+    topic_replication_factor: int = Field(
+        1,
+        ge=1,
+        description="Replication factor of the topics piaoxi creates when missing (1 on the"
+        " local single broker; 3 on a production cluster, whose topics are usually made by"
+        " its operator first).",
+    )
     worker_group_id: str = Field("piaoxi-workers", description="Consumer group of workers.")
     projector_group_id: str = Field("piaoxi-projector", description="Group of projectors.")
     pool_size: int = Field(0, description="OCR/model process-pool size; 0 = number of cores.")

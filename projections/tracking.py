@@ -150,7 +150,11 @@ def ensure_topics(settings: Settings, topics: Sequence[str]) -> None:
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(t, settings.topic_partitions, 1) for t in missing], request_timeout=10
+        [
+            NewTopic(t, settings.topic_partitions, settings.topic_replication_factor)
+            for t in missing
+        ],
+        request_timeout=10,
     )
     for topic, future in futures.items():
         try:

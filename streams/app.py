@@ -77,6 +77,7 @@ def build_app(
         producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         topic_disable_leader=True,
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
         topic_allow_declare=True,
         web_enabled=False,
         store="memory://",

@@ -149,6 +149,7 @@ def test_kafka_is_three_kraft_brokers_and_every_topic_is_replicated(
     for name in piaoxi:
         env = services[name]["environment"]
         assert env["PIAOXI_KAFKA_BOOTSTRAP"] == "kafka-1:9092,kafka-2:9092,kafka-3:9092"
+        assert int(env["PIAOXI_TOPIC_REPLICATION_FACTOR"]) == 3
         assert services[name]["depends_on"]["kafka-topics"]["condition"] == (
             "service_completed_successfully"
         )

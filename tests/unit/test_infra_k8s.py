@@ -98,6 +98,9 @@ def test_kafka_is_replicated_three_times() -> None:
     assert kafka["spec"]["kafka"]["config"]["default.replication.factor"] == 3
     topics = [d for d in docs if d["kind"] == "KafkaTopic"]
     assert topics and all(t["spec"]["replicas"] == 3 for t in topics)
+    # a topic piaoxi creates itself (one missing from topics.yaml) is replicated as well
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    assert config["PIAOXI_TOPIC_REPLICATION_FACTOR"] == "3"
 
 
 def test_no_secret_value_is_committed() -> None:
