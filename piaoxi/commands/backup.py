@@ -16,7 +16,9 @@ import typer
 T = TypeVar("T")
 
 _OUT = typer.Option(
-    None, "--out", help="Backup directory to create (default: PIAOXI_BACKUP_DIR/piaoxi-<time>)."
+    None,
+    "--out",
+    help="Backup directory to create (default: PIAOXI_BACKUP_DIR/piaoxi-TIME, TIME in UTC).",
 )
 _PATH = typer.Argument(..., help="A backup directory written by `piaoxi backup`.")
 

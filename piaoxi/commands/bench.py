@@ -25,7 +25,7 @@ def bench(
         False,
         "--profile",
         help="py-spy profiles (dev extra) of worker, projector and uploader while timed,"
-        " written to <out>/profile/ with a summary of each.",
+        " written to profile/ in the --out folder, with a summary of each.",
     ),
 ) -> None:
     """End-to-end documents/hour (1 and 2 workers), OCR pipeline vs raw engine, projection
