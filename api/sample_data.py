@@ -304,18 +304,9 @@ async def load(settings: Settings, events: Sequence[EventBase] | None = None) ->
 
 def put_sample_image(settings: Settings) -> None:
     """Store the sample page image in the blob bucket (idempotent)."""
-    from urllib.parse import urlparse
+    from events.objectstore import s3_client
 
-    from minio import Minio
-
-    endpoint = urlparse(settings.s3_endpoint)
-    client = Minio(
-        endpoint.netloc,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        secure=endpoint.scheme == "https",
-        region=settings.s3_region,
-    )
+    client = s3_client(settings)
     if not client.bucket_exists(settings.s3_bucket):
         client.make_bucket(settings.s3_bucket)
     data = sample_png()

@@ -140,23 +140,16 @@ class AppState:
     def s3(self) -> Any:
         """A minio client for the blob store (made once; it is thread-safe)."""
         if self._s3 is None:
-            from urllib.parse import urlparse
-
             import urllib3
-            from minio import Minio
 
-            endpoint = urlparse(self.settings.s3_endpoint)
-            self._s3 = Minio(
-                endpoint.netloc,
-                access_key=self.settings.s3_access_key or None,
-                secret_key=self.settings.s3_secret_key or None,
-                secure=endpoint.scheme == "https",
-                region=self.settings.s3_region,
-                http_client=urllib3.PoolManager(
-                    timeout=urllib3.Timeout(connect=2.0, read=20.0),
-                    retries=urllib3.Retry(total=1, backoff_factor=0.1),
-                    maxsize=20,
-                ),
+            from events.objectstore import s3_client
+
+            self._s3 = s3_client(
+                self.settings,
+                connect_timeout=2.0,
+                read_timeout=20.0,
+                retries=urllib3.Retry(total=1, backoff_factor=0.1),
+                max_connections=20,
             )
         return self._s3
 

@@ -79,18 +79,10 @@ def upload_event(data: bytes, *, filename: str, owner: str = "bench") -> Documen
 def store_blobs(settings: Settings, blobs: Iterable[bytes]) -> None:
     """Put each blob at `blobs/<sha256>` in the settings' bucket."""
     import io
-    from urllib.parse import urlparse
 
-    from minio import Minio
+    from events.objectstore import s3_client
 
-    url = urlparse(settings.s3_endpoint)
-    s3 = Minio(
-        url.netloc,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        secure=False,
-        region=settings.s3_region,
-    )
+    s3 = s3_client(settings)
     if not s3.bucket_exists(settings.s3_bucket):
         s3.make_bucket(settings.s3_bucket)
     for data in blobs:

@@ -51,7 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from events.codec import EventCodec, codec_for
 from events.records import (
@@ -277,21 +277,14 @@ class Uploader:
 
     def _make_s3_client(self) -> Any:
         import urllib3
-        from minio import Minio
 
-        url = urlsplit(self.settings.s3_endpoint)
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=3.0, read=60.0),
+        from events.objectstore import s3_client
+
+        return s3_client(
+            self.settings,
+            connect_timeout=3.0,
             retries=urllib3.Retry(total=0),  # our own backoff decides
-            maxsize=S3_CONNECTIONS,
-        )
-        return Minio(
-            url.netloc,
-            access_key=self.settings.s3_access_key,
-            secret_key=self.settings.s3_secret_key,
-            secure=url.scheme == "https",
-            region=self.settings.s3_region,
-            http_client=http,
+            max_connections=S3_CONNECTIONS,
         )
 
     def _ensure_bucket(self) -> None:

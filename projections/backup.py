@@ -245,19 +245,11 @@ def _source_commit() -> dict[str, Any]:
 def object_store(settings: Settings) -> Any:
     """A minio client for the settings' store: short timeouts, a couple of quick retries."""
     import urllib3
-    from minio import Minio
 
-    url = urlsplit(settings.s3_endpoint)
-    return Minio(
-        url.netloc,
-        access_key=settings.s3_access_key or None,
-        secret_key=settings.s3_secret_key or None,
-        secure=url.scheme == "https",
-        region=settings.s3_region,
-        http_client=urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=3.0, read=60.0),
-            retries=urllib3.Retry(total=2, backoff_factor=0.2),
-        ),
+    from events.objectstore import s3_client
+
+    return s3_client(
+        settings, connect_timeout=3.0, retries=urllib3.Retry(total=2, backoff_factor=0.2)
     )
 
 

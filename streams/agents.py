@@ -261,30 +261,18 @@ class BlobStore:
     """The S3 bucket of blobs and page images (minio SDK, called from threads)."""
 
     def __init__(self, settings: Settings) -> None:
-        from urllib.parse import urlparse
-
-        import certifi
         import urllib3
-        from minio import Minio
 
-        url = urlparse(settings.s3_endpoint)
+        from events.objectstore import s3_client
+
         self.bucket = settings.s3_bucket
         # One quick retry inside the client; the stage's own retries (with backoff and
         # max_attempts) decide when the store counts as unavailable.
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=5.0, read=120.0),
+        self.client = s3_client(
+            settings,
+            read_timeout=120.0,
             retries=urllib3.Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504)),
-            maxsize=S3_CONNECTIONS,
-            cert_reqs="CERT_REQUIRED",
-            ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-        )
-        self.client = Minio(
-            url.netloc or url.path,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            secure=url.scheme == "https",
-            region=settings.s3_region,
-            http_client=http,
+            max_connections=S3_CONNECTIONS,
         )
 
     def get(self, key: str) -> bytes:

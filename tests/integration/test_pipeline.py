@@ -24,7 +24,6 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
@@ -121,19 +120,12 @@ class Producer:
     """Blobs into S3 and raw messages onto the uploaded topic, as a test needs them."""
 
     def __init__(self, settings: Settings) -> None:
-        from minio import Minio
+        from events.objectstore import s3_client
 
         self.settings = settings
         self.topics = Topics.from_settings(settings)
         self.codec = codec_for(settings)
-        url = urlparse(settings.s3_endpoint)
-        self.s3 = Minio(
-            url.netloc,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            secure=False,
-            region=settings.s3_region,
-        )
+        self.s3 = s3_client(settings)
         if not self.s3.bucket_exists(settings.s3_bucket):
             self.s3.make_bucket(settings.s3_bucket)
         self._kafka: Any = None

@@ -254,10 +254,8 @@ async def test_dlq_redrive_after_the_fix_completes_the_document(
     import subprocess
     import sys
     import uuid
-    from urllib.parse import urlparse
 
-    from minio import Minio
-
+    from events.objectstore import s3_client
     from events.records import DocumentUploaded
     from piaoxi.commands.project import run_projectors
     from projections.reprocess import redrive_failures
@@ -298,14 +296,7 @@ async def test_dlq_redrive_after_the_fix_completes_the_document(
         assert failed["extract"] == "failed"
         assert (await redrive_failures(settings, dry_run=True)).selected == 1
 
-        url = urlparse(settings.s3_endpoint)
-        s3 = Minio(
-            url.netloc,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            secure=False,
-            region=settings.s3_region,
-        )
+        s3 = s3_client(settings)
         if not s3.bucket_exists(settings.s3_bucket):
             s3.make_bucket(settings.s3_bucket)
         s3.put_object(settings.s3_bucket, upload.blob_key, io.BytesIO(data), len(data))
