@@ -82,7 +82,9 @@ _COURTESY = re.compile(
 # A biography opens with the subject: 「X，字Y」, 「X者，」, 「(title)X者，Y人也」.
 _SUBJECT = re.compile(rf"(?:^|(?<=[。\n]))([{CJK}]{{2,3}})(?=，字|者，|，俗姓)")
 # A biography (or a line of a list of people) opens with the name: 「張齊賢，聖曆初…」.
-_LINE_OPENING = re.compile(rf"(?:^|(?<=\n))([{CJK}]{{2,4}})(?=[，（(])")
+_LINE_OPENING = re.compile(rf"(?:^|(?<=\n))([{CJK}]{{2,6}}?)(?=[，（(])")
+# 「王棨字輔之，」「溫翁念字敬祖，」: the name runs straight into the courtesy name.
+_NAMED_WITH_COURTESY = re.compile(rf"(?:^|(?<=[\n。]))([{CJK}]{{2,4}}?)(?=字[{CJK}]{{1,3}}[，。])")
 _NOT_IN_NAMES = set("之其於于以為而也者是年月日時歲初既先後明上下曰臣乃又自今故及與在有無不")
 _PLACE_ENDINGS = set("府州縣郡軍寺山江河湖城國鄉里宮殿樓閣門關")
 # The given name of a line-opening name (「周麟之，」「劉時可，」「張康國，」): looser than
@@ -433,7 +435,8 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
             Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.7, source="pattern")
         )
     out.extend(_noble_and_state_spans(text, known))
-    out.extend(site_spans(text))
+    openings = {(e.start, e.end) for e in _biography_openings(text, known)}
+    out.extend(e for e in site_spans(text) if (e.start, e.end) not in openings)
     for m in _RULER_FULL.finditer(text):
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern"))
     for m in _POSTHUMOUS.finditer(text):
@@ -462,26 +465,7 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
         )
     for m in _REGIME_NAME.finditer(text):
         out.append(_dynasty_entity(m[1], m.start(1), "pattern", 0.7))
-    surnames = gazetteer().surnames
-    known = sorted(known, key=lambda k: k.start)
-    known_starts = [k.start for k in known]
-    for m in _LINE_OPENING.finditer(text):
-        a, b = m.start(1), m.end(1)
-        name = m[1]
-        surname = name[:2] if name[:2] in surnames else name[0] if name[0] in surnames else ""
-        if name[0] == "釋" and len(name) <= 4:
-            surname = "釋"  # a monk: 釋宗本，…
-        if (
-            not surname
-            or not 1 <= len(name) - len(surname) <= 2
-            or not _opening_given_name(name[len(surname) :])
-            or any(
-                k.start < b and a < k.end and k.type != "PERSON" and not _inside(k, a, b)
-                for k in known[: bisect.bisect_left(known_starts, b)]
-            )
-        ):
-            continue
-        out.append(Entity("PERSON", name, a, b, confidence=0.7, source="pattern"))
+    out.extend(_biography_openings(text, known))
     places = sorted((k for k in known if k.type == "PLACE"), key=lambda k: k.start)
     place_starts = [k.start for k in places]
     for m in _NATIVE_OF.finditer(text):
@@ -501,6 +485,79 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
             if 1 <= stop - k.end <= 3:
                 piece = text[k.end : stop]
                 out.append(Entity("PLACE", piece, k.end, stop, confidence=0.6, source="pattern"))
+    return out
+
+
+# What the first sentence of a biographical-dictionary entry says about its subject
+# (「X，大曆、貞元間人」「X，秭歸令。詩一首」「X，唐末嶺南僧」): with one of these, a
+# line-opening name needs no known surname.
+_ENTRY_SENTENCE = re.compile(
+    r"僧|沙門|禪師|和尚|道士|法師|上人|出家|嗣|進士|[^，。]人[。，；（也]|人也|[令尉丞守]。"
+    r"|刺史|官|字|詩[一二三四五六七八九十]+[首句]|生平|不詳|未詳|時人|間人|[之其]子|妻|妾"
+)
+# 「豐干禪師，」 opens a monk's entry: the name is 豐干 (but 「普化和尚，」 is one designation).
+_CLERIC_TITLES = ("禪師", "法師", "大師", "上人")
+# 「《全唐詩》卷七八一收嚴巨川詩二首」「《全唐詩》無盧元輔詩」: an editor's note naming the
+# author whose poems a collection has (or lacks).
+_COLLECTED_AUTHOR = re.compile(
+    rf"》(?:卷[〇○零一二三四五六七八九十百]+)?(?:無|收|錄|存|載|補)([{CJK}]{{2,4}}?)(?=[詩文賦詞])"
+)
+
+
+def _biography_openings(text: str, known: Sequence[Entity]) -> list[Entity]:
+    """The subject's name where a line opens a biography or a list of people
+    (「張齊賢，聖曆初…」「釋宗本，…」「寒山，不知何許人」「王棨字輔之」), and authors named in
+    an editor's note on a collection (「《全唐詩》無盧元輔詩」)."""
+    surnames = gazetteer().surnames
+    ordered = sorted(known, key=lambda k: k.start)
+    starts = [k.start for k in ordered]
+
+    def blocked(a: int, b: int) -> bool:
+        return any(
+            k.start < b and a < k.end and k.type != "PERSON" and not _inside(k, a, b)
+            for k in ordered[: bisect.bisect_left(starts, b)]
+        )
+
+    def surname_of(name: str) -> str:
+        if name[0] == "釋" and len(name) <= 4:
+            return "釋"  # a monk: 釋宗本，…
+        return name[:2] if name[:2] in surnames else name[0] if name[0] in surnames else ""
+
+    out: list[Entity] = []
+    for m in _LINE_OPENING.finditer(text):
+        a, b = m.start(1), m.end(1)
+        name = m[1]
+        for title in _CLERIC_TITLES:
+            if name.endswith(title) and len(name) - len(title) >= 2:
+                name, b = name[: -len(title)], b - len(title)
+        end = text.find("。", b)
+        entry = _ENTRY_SENTENCE.search(text, b, end + 1 if end != -1 else len(text))
+        surname = surname_of(name)
+        if name.endswith("和尚"):
+            ok = 2 <= len(name) - 2 <= 3  # a monk's designation, kept whole (紅螺山和尚)
+        elif surname and 1 <= len(name) - len(surname) <= 2:
+            ok = _opening_given_name(name[len(surname) :])
+        else:
+            # No known surname: a monk's name, a rare surname (繁知一, 浩虛舟), with what
+            # the entry says about a person right after it.
+            ok = (
+                entry is not None
+                and len(name) <= 3
+                and not any(ch in _NOT_IN_NAMES or ch in _PLACE_ENDINGS for ch in name)
+            )
+        if ok and not blocked(a, b):
+            out.append(Entity("PERSON", name, a, b, confidence=0.7, source="pattern"))
+    for rx, confidence in ((_NAMED_WITH_COURTESY, 0.7), (_COLLECTED_AUTHOR, 0.6)):
+        for m in rx.finditer(text):
+            name, a, b = m[1], m.start(1), m.end(1)
+            surname = surname_of(name)
+            if (
+                surname
+                and 1 <= len(name) - len(surname) <= 2
+                and _opening_given_name(name[len(surname) :])
+                and not blocked(a, b)
+            ):
+                out.append(Entity("PERSON", name, a, b, confidence=confidence, source="pattern"))
     return out
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -159,27 +160,50 @@ def tang_biographies() -> list[tuple[str, str]] | None:
         return None
 
 
+def tang_half(name: str) -> str:
+    """Which half of the held-out Tang set a biography is in: "open" or "sealed".
+
+    From 2026-11-25 on, only the open half's misses are read when the entity stage is
+    improved; the sealed half's misses are never printed, so its recall stays an honest
+    estimate of the stage on biographies nobody looked at (before that date, misses from
+    the whole set had been read: about 100 names).
+    """
+    return "open" if zlib.crc32(name.encode("utf-8")) % 2 == 0 else "sealed"
+
+
 def evaluate_subjects(
     bios: Sequence[tuple[str, str]], find: Finder = find_entities, **options: Any
 ) -> dict[str, Any]:
-    """Recall of each biography's subject as an exact PERSON span at its first mention."""
+    """Recall of each biography's subject as an exact PERSON span at its first mention,
+    over the whole set and per half (misses are listed for the open half only)."""
     usable = [(n, d) for n, d in bios if len(n) >= 2 and n in d]
-    found = 0
+    found: Counter[str] = Counter()
+    count: Counter[str] = Counter()
     missed: list[str] = []
     for name, desc in usable:
+        half = tang_half(name)
+        count[half] += 1
         first = desc.index(name)
         spans = find(desc, **options)
         if any(
             e.type == "PERSON" and e.start == first and e.end == first + len(name) for e in spans
         ):
-            found += 1
-        elif len(missed) < 40:
+            found[half] += 1
+        elif half == "open" and len(missed) < 40:
             missed.append(name)
     return {
         "biographies": len(bios),
         "usable": len(usable),
-        "subject_found": found,
-        "recall": round(found / len(usable), 4) if usable else 0.0,
+        "subject_found": sum(found.values()),
+        "recall": round(sum(found.values()) / len(usable), 4) if usable else 0.0,
+        "halves": {
+            half: {
+                "usable": count[half],
+                "subject_found": found[half],
+                "recall": round(found[half] / count[half], 4) if count[half] else 0.0,
+            }
+            for half in ("open", "sealed")
+        },
         "missed_examples": missed,
     }
 

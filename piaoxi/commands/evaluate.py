@@ -83,6 +83,11 @@ def _table(report: dict[str, Any], errors: int) -> str:
             f"Tang held-out subject recall: {tang['recall']:.3f} "
             f"({tang['subject_found']}/{tang['usable']} biographies naming their subject)"
         )
+        for half, part in tang["halves"].items():
+            lines.append(
+                f"  half {half:<8} recall {part['recall']:.3f} "
+                f"({part['subject_found']}/{part['usable']})"
+            )
     else:
         lines.append("Tang held-out set: chinese-poetry not found (set PIAOXI_CHINESE_POETRY_DIR)")
     speed = report.get("throughput")

@@ -278,6 +278,26 @@ def test_a_line_opening_with_a_surname_and_a_comma_is_a_person() -> None:
     assert not any(t == "PERSON" for t, _ in spans("是歲，大旱。"))
 
 
+def test_entries_of_a_biographical_dictionary_open_with_their_subject() -> None:
+    # no known surname: what the entry says next marks a person (a monk, an official)
+    assert ("PERSON", "智積") in spans("智積，天台山僧。詩一首。")
+    assert ("PERSON", "繁欽") in spans("繁欽，潁川人。")
+    assert ("PERSON", "寶積") in spans("寶積禪師，住幽州盤山。")
+    assert ("PERSON", "洞山和尚") in spans("洞山和尚，嗣雲巖。")
+    # northern compound surnames, and a courtesy name with no comma before it
+    assert ("PERSON", "豆盧欽望") in spans("豆盧欽望，京兆人。")
+    assert ("PERSON", "王珪") in spans("王珪字叔玠，太原人。")
+    # a name, not a Daoist temple (觀) or a cave (洞), when a line opens an entry
+    assert ("PERSON", "王觀") in spans("王觀，大曆間人。")
+    assert ("PLACE", "王觀") not in spans("王觀，大曆間人。")
+    # an editor's note on what a collection holds names the author
+    assert ("PERSON", "李嶠") in spans("詩一首。（《全唐詩》無李嶠詩）")
+    assert ("PERSON", "張詠") in spans("（《全宋詩》卷三收張詠詩一首）")
+    # no surname and nothing said of a person: not a name
+    assert not any(t == "PERSON" for t, _ in spans("天下，大器也。"))
+    assert not any(t == "PERSON" for t, _ in spans("王屋山，在河南。"))
+
+
 def test_a_bare_given_name_refers_back_to_a_named_person() -> None:
     text = "諸葛亮，字孔明。先主遂詣亮，凡三往。建興元年，封亮武鄉侯。"
     found = [e for e in find_entities(text, use_model=False) if e.surface == "亮"]
