@@ -228,7 +228,9 @@ def throughput(
     estimates what that many idle cores reach (a shared machine's load skews the wall clock).
     """
     texts = [t for t in texts if t]
-    processes = max(1, processes)
+    if not texts:
+        raise ValueError("throughput needs at least one non-empty text")
+    processes = max(1, min(processes, len(texts)))  # every process gets some text
     if processes == 1:
         results = [_chars_per_process(texts, use_model)]
     else:

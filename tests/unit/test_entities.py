@@ -253,6 +253,29 @@ def test_eval_command_json() -> None:
     assert 0.0 <= report["gold"]["micro"]["f1"] <= 1.0
 
 
+def test_subject_recall_is_reported_per_half_with_misses_from_the_open_half_only() -> None:
+    from streams.evaluation import evaluate_subjects, tang_half
+
+    bios = [
+        ("張齊賢", "張齊賢，聖曆初為太常奉禮郎。"),
+        ("韋應物", "韋應物，京兆長安人。"),
+        ("某甲乙", "其後某甲乙來。"),  # not found: no pattern names it
+        ("乙", "乙，人也。"),  # one character: not usable
+    ]
+    report = evaluate_subjects(bios, use_model=False)
+    assert report["usable"] == 3 and report["subject_found"] == 2
+    halves = report["halves"]
+    assert halves["open"]["usable"] + halves["sealed"]["usable"] == 3
+    assert set(report["missed_examples"]) == ({"某甲乙"} if tang_half("某甲乙") == "open" else set())
+
+
+def test_throughput_with_fewer_texts_than_processes() -> None:
+    from streams.evaluation import throughput
+
+    report = throughput(["貞觀三年，玄奘西行。"], processes=2, use_model=False)
+    assert report["processes"] == 1 and report["chars"] == 10
+
+
 def test_invariants_on_random_text() -> None:
     import random
 
