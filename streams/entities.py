@@ -900,6 +900,8 @@ def tidy_model_spans(text: str, spans: list[Entity]) -> list[Entity]:
             continue  # 十六州, 二州, 五世: a count, not a name
         if any(ch in "於也者曰而" for ch in e.surface):
             continue  # 於藩, 也: particles are not in names
+        if e.type == "OFFICIAL_TITLE" and b - a >= 3 and text[a] in "州郡縣府":
+            a += 1  # 州祭酒: the generic unit is no place and no part of the title
         if b - a == 1:
             left = text[a - 1] if a > 0 else "，"
             right = text[b] if b < len(text) else ""
@@ -973,8 +975,13 @@ def merge(text: str, gazetteer_found: list[Entity], model_found: list[Entity]) -
             for r in rest
             if s.start <= r.start and r.end <= s.end and (r.start, r.end) != (s.start, s.end)
         ]
-        # 奉車都尉 over 都尉 (a modifier before the title), not 秘書監師 over 秘書監.
-        if inner and all(r.type == s.type and r.end == s.end for r in inner):
+        # 奉車都尉 over 都尉 (a modifier before the title), not 秘書監師 over 秘書監; never
+        # when a longer pattern or gazetteer span holds it (臺平章事 in 同鳳閣鸞臺平章事).
+        outer = any(
+            r.start <= s.start and s.end <= r.end and r.end - r.start > s.end - s.start
+            for r in rest
+        )
+        if inner and not outer and all(r.type == s.type and r.end == s.end for r in inner):
             take(s)
     for s in sorted(rest, key=lambda e: (e.start, -(e.end - e.start))):
         if free(s.start, s.end):

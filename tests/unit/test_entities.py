@@ -266,7 +266,8 @@ def test_subject_recall_is_reported_per_half_with_misses_from_the_open_half_only
     assert report["usable"] == 3 and report["subject_found"] == 2
     halves = report["halves"]
     assert halves["open"]["usable"] + halves["sealed"]["usable"] == 3
-    assert set(report["missed_examples"]) == ({"某甲乙"} if tang_half("某甲乙") == "open" else set())
+    expected_misses = {"某甲乙"} if tang_half("某甲乙") == "open" else set()
+    assert set(report["missed_examples"]) == expected_misses
 
 
 def test_throughput_with_fewer_texts_than_processes() -> None:
@@ -383,3 +384,18 @@ def test_model_spans_are_tidied() -> None:
     ]
     tidy = tidy_model_spans(text, raw)
     assert [(e.type, e.surface) for e in tidy] == [("PERSON", "劉禹錫")]
+    # a generic unit before a title is neither a place nor part of the title
+    text = "起為州祭酒。"
+    raw = [Entity("OFFICIAL_TITLE", "州祭酒", 2, 5, confidence=0.9, source="model")]
+    assert [(e.surface, e.start) for e in tidy_model_spans(text, raw)] == [("祭酒", 3)]
+
+
+def test_a_model_title_inside_a_longer_known_title_does_not_win() -> None:
+    text = "則天時為同鳳閣鸞臺平章事。"
+    known = [
+        Entity("OFFICIAL_TITLE", "平章事", 9, 12),
+        Entity("OFFICIAL_TITLE", "同鳳閣鸞臺平章事", 4, 12, source="pattern"),
+    ]
+    model = [Entity("OFFICIAL_TITLE", "臺平章事", 8, 12, source="model")]
+    merged = merge(text, known, model)
+    assert [(e.type, e.surface) for e in merged] == [("OFFICIAL_TITLE", "同鳳閣鸞臺平章事")]
