@@ -435,8 +435,9 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
             Entity("OFFICIAL_TITLE", m[0], m.start(), m.end(), confidence=0.7, source="pattern")
         )
     out.extend(_noble_and_state_spans(text, known))
-    openings = {(e.start, e.end) for e in _biography_openings(text, known)}
-    out.extend(e for e in site_spans(text) if (e.start, e.end) not in openings)
+    openings = _biography_openings(text, known)
+    named = {(e.start, e.end) for e in openings}
+    out.extend(e for e in site_spans(text) if (e.start, e.end) not in named)
     for m in _RULER_FULL.finditer(text):
         out.append(Entity("PERSON", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern"))
     for m in _POSTHUMOUS.finditer(text):
@@ -465,7 +466,7 @@ def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
         )
     for m in _REGIME_NAME.finditer(text):
         out.append(_dynasty_entity(m[1], m.start(1), "pattern", 0.7))
-    out.extend(_biography_openings(text, known))
+    out.extend(openings)
     places = sorted((k for k in known if k.type == "PLACE"), key=lambda k: k.start)
     place_starts = [k.start for k in places]
     for m in _NATIVE_OF.finditer(text):
