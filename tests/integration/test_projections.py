@@ -160,13 +160,35 @@ async def test_simplified_and_traditional_queries_meet(settings: Settings) -> No
             assert "蘇軾字子瞻" in hit["_source"]["cleaned_text"]  # the traditional text
 
 
-def _start_projector(settings: Settings) -> subprocess.Popen[bytes]:
+def _start_projector(settings: Settings, health_port: int = 0) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [PIAOXI, "project", "--only", "postgres", "--batch-size", "10"],
-        env={**os.environ, **settings.as_env(), "PIAOXI_LOG_LEVEL": "WARNING"},
+        env={
+            **os.environ,
+            **settings.as_env(),
+            "PIAOXI_LOG_LEVEL": "WARNING",
+            "PIAOXI_PROJECTOR_HEALTH_PORT": str(health_port),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+async def _until_live(process: subprocess.Popen[bytes], port: int) -> None:
+    """Until the projector answers /health/live (its SIGTERM handler is installed by then)."""
+    import httpx
+
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while True:
+            assert process.poll() is None, "a projector instance died while starting"
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/health/live")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "a projector instance never came up"
+            await asyncio.sleep(0.2)
 
 
 async def test_sigkilled_projector_ends_like_an_undisturbed_one(
@@ -195,9 +217,15 @@ async def test_sigkilled_projector_ends_like_an_undisturbed_one(
         if applied == total:
             break
         partial.append(applied)
-    # two instances in one consumer group finish the job
-    pair = [_start_projector(killed), _start_projector(killed)]
+    # two instances in one consumer group finish the job (and stop cleanly on SIGTERM, even
+    # when the last killed one's final commit had already finished it)
+    from bench.harness import free_port
+
+    ports = [free_port(), free_port()]
+    pair = [_start_projector(killed, port) for port in ports]
     try:
+        for process, port in zip(pair, ports, strict=True):
+            await _until_live(process, port)
         deadline = time.monotonic() + 120
         while (await _counts(killed))[0] < total and time.monotonic() < deadline:
             assert all(p.poll() is None for p in pair), "a projector instance died"
