@@ -1,6 +1,7 @@
 """Throughput of the entity model runtime (streams.ner.tagger), in characters per second.
 
     python bench/ner_bench.py [--chars 1000000] [--processes 1 2] [--page 2000]
+        [--model M] [--baseline streams/ner/model/ner.float.onnx] [--json]
 
 Load average is printed too: on a shared machine wall-clock chars/s understates the
 runtime; chars per CPU-second of a process shows its cost.
@@ -47,36 +48,33 @@ def main() -> None:
     parser.add_argument("--page", type=int, default=2000)
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also time this model in the same run (e.g. streams/ner/model/ner.float.onnx) "
+        "and print the cost ratio",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     pages = _pages(args.chars, args.page)
     model = str(args.model) if args.model else None
-    rows = []
-    for n in args.processes:
-        shares = [(pages[i::n], model) for i in range(n)]
-        started = time.perf_counter()
-        with mp.get_context("spawn").Pool(n) as pool:
-            results = pool.map(_work, shares)
-        wall = time.perf_counter() - started
-        chars = sum(r[0] for r in results)
-        busiest = max(r[2] for r in results)
-        rows.append(
-            {
-                "processes": n,
-                "chars": chars,
-                "spans": sum(r[1] for r in results),
-                "tagging_seconds": round(busiest, 3),
-                "chars_per_second": round(chars / busiest),
-                # Per CPU-second of one process: what the code costs when cores are shared.
-                "chars_per_cpu_second": round(chars / sum(r[3] for r in results)),
-                "wall_seconds_incl_startup": round(wall, 3),
-            }
-        )
+    rows = [_run(pages, n, model) for n in args.processes]
+    report: dict[str, object] = {"runs": rows}
+    if args.baseline:
+        base = [_run(pages, n, str(args.baseline)) for n in args.processes]
+        report["baseline"] = {"model": str(args.baseline), "runs": base}
+        # > 1: the model under test needs less CPU per character than the baseline
+        report["cpu_ratio"] = [
+            round(r["chars_per_cpu_second"] / b["chars_per_cpu_second"], 3)
+            for r, b in zip(rows, base, strict=True)
+        ]
     import os
 
-    load = os.getloadavg()[0]
+    report["load_average_1m"] = os.getloadavg()[0]
+    load = report["load_average_1m"]
     if args.json:
-        print(json.dumps({"load_average_1m": load, "runs": rows}, indent=2))
+        print(json.dumps(report, indent=2))
         return
     print(f"load average (1 min) after the runs: {load:.2f}")
     for r in rows:
@@ -85,6 +83,28 @@ def main() -> None:
             f"{r['chars_per_second']:,} chars/s, {r['chars_per_cpu_second']:,} chars/CPU-s "
             f"(wall incl. start-up {r['wall_seconds_incl_startup']} s)"
         )
+    if args.baseline:
+        print(f"baseline {args.baseline}: chars per CPU-second ratio {report['cpu_ratio']}")
+
+
+def _run(pages: list[str], n: int, model: str | None) -> dict[str, int | float]:
+    shares = [(pages[i::n], model) for i in range(n)]
+    started = time.perf_counter()
+    with mp.get_context("spawn").Pool(n) as pool:
+        results = pool.map(_work, shares)
+    wall = time.perf_counter() - started
+    chars = sum(r[0] for r in results)
+    busiest = max(r[2] for r in results)
+    return {
+        "processes": n,
+        "chars": chars,
+        "spans": sum(r[1] for r in results),
+        "tagging_seconds": round(busiest, 3),
+        "chars_per_second": round(chars / busiest),
+        # Per CPU-second of one process: what the code costs when cores are shared.
+        "chars_per_cpu_second": round(chars / sum(r[3] for r in results)),
+        "wall_seconds_incl_startup": round(wall, 3),
+    }
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from torch import nn
 
 from streams.ner import silver
 from streams.ner.labels import LABEL_INDEX, LABELS, PAD_ID, UNK_ID
+from streams.ner.quantize import FLOAT_NAME, calibration_texts, quantize
 
 MODEL_DIR = Path(__file__).parent / "model"
 ENTITY_WEIGHT = 1.6
@@ -213,9 +214,11 @@ def train(seed: int, epochs: int, minutes: float, out: Path, synthetic: int) -> 
             break
 
     out.mkdir(parents=True, exist_ok=True)
-    export_onnx(model, out / "ner.onnx")
+    export_onnx(model, out / FLOAT_NAME)
     (out / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (out / "labels.json").write_text(json.dumps(list(LABELS)), encoding="utf-8")
+    # the shipped ner.onnx: int8, calibrated on the first training sentences
+    quantization = quantize(out, calibration_texts())
     report = {
         "seed": seed,
         "epochs_planned": epochs,
@@ -236,7 +239,9 @@ def train(seed: int, epochs: int, minutes: float, out: Path, synthetic: int) -> 
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch": torch.__version__,
         "onnx_bytes": (out / "ner.onnx").stat().st_size,
+        "quantization": quantization,
     }
+    report["heldout_float"] = heldout_report(out / FLOAT_NAME)
     report["heldout"] = heldout_report(out / "ner.onnx")
     (out / "train_report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report

@@ -85,3 +85,20 @@ def test_decoding_is_well_formed_and_equals_full_viterbi(tagger: Tagger) -> None
         assert allowed_start(tags[0])
         assert all(allowed_transition(a, b) for a, b in itertools.pairwise(tags))
         assert list(path[row, :n]) == list(full[row, :n])
+
+
+def test_the_shipped_int8_model_is_the_quantized_float_model(tagger: Tagger) -> None:
+    from streams.evaluation import load_gold
+    from streams.ner.quantize import FLOAT_NAME
+
+    float_tagger = Tagger(tagger_module.MODEL_DIR / FLOAT_NAME)
+    texts = [s.text for s in load_gold()]
+    ours = {(i, s.start, s.end, s.type) for i, r in enumerate(tagger.tag_many(texts)) for s in r}
+    ref = {
+        (i, s.start, s.end, s.type) for i, r in enumerate(float_tagger.tag_many(texts)) for s in r
+    }
+    # int8 rounding moves a few boundaries; a different or stale model would agree far less
+    assert len(ours & ref) / len(ours | ref) >= 0.9
+    assert (tagger_module.MODEL_DIR / "ner.onnx").stat().st_size < (
+        tagger_module.MODEL_DIR / FLOAT_NAME
+    ).stat().st_size
