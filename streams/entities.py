@@ -882,6 +882,8 @@ _MODEL_SINGLE_RIGHT = set("以與率上入拜既遂出奏為大悉亦乃嘗遇�
 # Characters that are pronouns, directions or generic words far more often than a name.
 _NOT_A_SINGLE_NAME = set("帝上公南北東西天先名諱立親建且代余予吾皇后其之車臣君")
 _NAME_TAIL_STOP = set("等之其於以為與曰也者而及皆")
+# Words made only of these are generic (臺池, 河山, 宮室, 山川, 田野), not named places.
+_GENERIC_SITE = set("臺池沼園囿宮室苑林山川河江湖海城郭門關田野郊原澤")
 # Generic references (guideline: not entities) the model sometimes tags.
 _MODEL_STOP = {"皇帝", "天子", "皇后", "太子", "太后", "皇太子", "帝", "上", "公"}
 
@@ -901,6 +903,8 @@ def tidy_model_spans(text: str, spans: list[Entity]) -> list[Entity]:
             continue  # 十六州, 二州, 五世: a count, not a name
         if any(ch in "於也者曰而" for ch in e.surface):
             continue  # 於藩, 也: particles are not in names
+        if e.type == "PLACE" and all(ch in _GENERIC_SITE for ch in e.surface):
+            continue  # 臺池, 河山, 宮室: generic words, not a named place
         if e.type == "OFFICIAL_TITLE" and b - a >= 3 and text[a] in "州郡縣府":
             a += 1  # 州祭酒: the generic unit is no place and no part of the title
         if b - a == 1:

@@ -388,6 +388,10 @@ def test_model_spans_are_tidied() -> None:
     text = "起為州祭酒。"
     raw = [Entity("OFFICIAL_TITLE", "州祭酒", 2, 5, confidence=0.9, source="model")]
     assert [(e.surface, e.start) for e in tidy_model_spans(text, raw)] == [("祭酒", 3)]
+    # generic words are no named places
+    text = "文王以民力為臺為沼，而民歡樂之，樂其有臺池鳥獸。"
+    raw = [Entity("PLACE", "臺池", 19, 21, confidence=0.8, source="model")]
+    assert tidy_model_spans(text, raw) == []
 
 
 def test_a_model_title_inside_a_longer_known_title_does_not_win() -> None:
