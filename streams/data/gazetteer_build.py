@@ -116,6 +116,16 @@ def surnames() -> list[str]:
     return sorted(w for w in out if w and w != "百家姓")
 
 
+# Chapters of the 尚書, quoted without 《》 in the classics (湯誓曰, 康誥曰): the ones whose
+# names are no person (太甲, 盤庚, 微子, 君奭) and no common phrase (無逸, 多士, 多方, 立政,
+# 周官, 顧命).
+SHANGSHU_CHAPTERS = _words(
+    """
+堯典 舜典 大禹謨 皋陶謨 禹貢 甘誓 湯誓 仲虺之誥 湯誥 伊訓 說命 泰誓 太誓 牧誓 洪範 旅獒 金縢
+大誥 康誥 酒誥 梓材 召誥 洛誥 康王之誥 畢命 冏命 呂刑 費誓 秦誓
+"""
+)
+
 # Given names that are more often words: never used to lengthen a name.
 STOP_GIVEN = {"天下", "北山", "順德", "昭宗", "景宗", "則天", "相時", "威降"}
 
@@ -155,6 +165,8 @@ def build() -> list[tuple[str, str, str]]:
     for w in lexicon.BOOKS:
         if w not in STOP_BOOKS:
             add(w, "BOOK", "lexicon")
+    for w in SHANGSHU_CHAPTERS:
+        add(w, "BOOK", "shangshu")
     for w in lexicon.official_titles():
         if w not in STOP_TITLES:
             add(w, "OFFICIAL_TITLE", "lexicon")

@@ -322,6 +322,12 @@ def test_entries_of_a_biographical_dictionary_open_with_their_subject() -> None:
     assert not any(t == "PERSON" for t, _ in spans("王屋山，在河南。"))
 
 
+def test_chapters_of_the_documents_quoted_without_brackets_are_books() -> None:
+    assert ("BOOK", "湯誓") in spans("湯誓曰：時日害喪，予及女偕亡。")
+    assert ("BOOK", "康誥") in spans("康誥曰：克明德。")
+    assert not any(t == "BOOK" for t, _ in spans("受顧命輔政。"))
+
+
 def test_a_bare_given_name_refers_back_to_a_named_person() -> None:
     text = "諸葛亮，字孔明。先主遂詣亮，凡三往。建興元年，封亮武鄉侯。"
     found = [e for e in find_entities(text, use_model=False) if e.surface == "亮"]
