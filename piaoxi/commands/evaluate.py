@@ -33,7 +33,11 @@ def entities(
     ),
     speed_chars: int = typer.Option(300_000, "--speed-chars", min=1000, help="Characters timed."),
     errors: int = typer.Option(
-        0, "--errors", min=0, help="Also print the first N gold sentences with errors."
+        0,
+        "--errors",
+        min=0,
+        help="Also print the first N gold sentences with errors (dev split) and Tang subjects"
+        " missed (open half).",
     ),
 ) -> None:
     """Precision/recall/F1 per type and micro on the gold set, Tang subject recall,
@@ -111,6 +115,9 @@ def _table(report: dict[str, Any], errors: int) -> str:
     for row in gold["errors"][:errors]:
         lines.append(f"  #{row['id']} {row['text']}")
         lines.append(f"      missed {row['missed']}  spurious {row['spurious']}")
+    if errors and tang and tang["missed_examples"]:
+        # the open half only: the sealed half's misses are never shown
+        lines.append("Tang subjects missed (open half): " + "、".join(tang["missed_examples"]))
     return "\n".join(lines)
 
 
