@@ -520,9 +520,12 @@ def _biography_openings(text: str, known: Sequence[Entity]) -> list[Entity]:
         )
 
     def surname_of(name: str) -> str:
+        """The surname of a surname + one or two characters, else ""."""
         if name[0] == "釋" and len(name) <= 4:
-            return "釋"  # a monk: 釋宗本，…
-        return name[:2] if name[:2] in surnames else name[0] if name[0] in surnames else ""
+            surname = "釋"  # a monk: 釋宗本，…
+        else:
+            surname = name[:2] if name[:2] in surnames else name[0] if name[0] in surnames else ""
+        return surname if surname and 1 <= len(name) - len(surname) <= 2 else ""
 
     out: list[Entity] = []
     for m in _LINE_OPENING.finditer(text):
@@ -531,20 +534,19 @@ def _biography_openings(text: str, known: Sequence[Entity]) -> list[Entity]:
         for title in _CLERIC_TITLES:
             if name.endswith(title) and len(name) - len(title) >= 2:
                 name, b = name[: -len(title)], b - len(title)
-        end = text.find("。", b)
-        entry = _ENTRY_SENTENCE.search(text, b, end + 1 if end != -1 else len(text))
         surname = surname_of(name)
         if name.endswith("和尚"):
             ok = 2 <= len(name) - 2 <= 3  # a monk's designation, kept whole (紅螺山和尚)
-        elif surname and 1 <= len(name) - len(surname) <= 2:
+        elif surname:
             ok = _opening_given_name(name[len(surname) :])
         else:
             # No known surname: a monk's name, a rare surname (繁知一, 浩虛舟), with what
             # the entry says about a person right after it.
+            end = text.find("。", b)
             ok = (
-                entry is not None
-                and len(name) <= 3
+                len(name) <= 3
                 and not any(ch in _NOT_IN_NAMES or ch in _PLACE_ENDINGS for ch in name)
+                and _ENTRY_SENTENCE.search(text, b, end + 1 if end != -1 else len(text)) is not None
             )
         if ok and not blocked(a, b):
             out.append(Entity("PERSON", name, a, b, confidence=0.7, source="pattern"))
@@ -552,12 +554,7 @@ def _biography_openings(text: str, known: Sequence[Entity]) -> list[Entity]:
         for m in rx.finditer(text):
             name, a, b = m[1], m.start(1), m.end(1)
             surname = surname_of(name)
-            if (
-                surname
-                and 1 <= len(name) - len(surname) <= 2
-                and _opening_given_name(name[len(surname) :])
-                and not blocked(a, b)
-            ):
+            if surname and _opening_given_name(name[len(surname) :]) and not blocked(a, b):
                 out.append(Entity("PERSON", name, a, b, confidence=confidence, source="pattern"))
     return out
 
