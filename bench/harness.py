@@ -274,6 +274,8 @@ async def wait_started(child: Child, needle: str, timeout: float = 180.0) -> Non
 
 
 async def wait_api(url: str, timeout: float = 120.0) -> None:
+    """Until the piaoxi process at `url` (API, or a worker's/projector's health port)
+    answers /health/ready."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -283,7 +285,7 @@ async def wait_api(url: str, timeout: float = 120.0) -> None:
                 if (await client.get("/health/ready")).status_code == 200:
                     return
             if time.monotonic() > deadline:
-                raise AssertionError(f"the API at {url} never became ready")
+                raise AssertionError(f"{url} never became ready")
             await asyncio.sleep(0.3)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -17,7 +16,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench.harness import free_port
 from events.producer import Uploader, records_prefix
+from events.records import EventBase
 from piaoxi.settings import Settings
 from projections import synthetic
 from projections.backup import (
@@ -52,6 +53,16 @@ async def _upload(settings: Settings, text: str, owner: str) -> str:
 
 async def _project(settings: Settings, events: int) -> None:
     await project_until(settings, lambda applied, _waiting: applied == events, only="postgres")
+
+
+async def _published(
+    settings: Settings, documents: int, *, pages: int, seed: int, before: int = 0
+) -> list[EventBase]:
+    """Synthetic histories published and projected (after `before` events already were)."""
+    events = synthetic.histories(documents, pages=pages, seed=seed)
+    synthetic.publish(settings, events)
+    await _project(settings, before + len(events))
+    return events
 
 
 async def _sql(settings: Settings, query: str, *args: object) -> object:
@@ -154,9 +165,7 @@ async def test_restore_after_losing_everything_catches_up_and_passes_the_replay_
 
 
 async def test_corrupt_or_partial_backups_are_refused(settings: Settings, tmp_path: Path) -> None:
-    events = synthetic.histories(2, pages=1, seed=62)
-    synthetic.publish(settings, events)
-    await _project(settings, len(events))
+    await _published(settings, 2, pages=1, seed=62)
     made = await create_backup(settings, tmp_path / "backup")
     await _sql(settings, "DROP SCHEMA readmodel CASCADE")
 
@@ -184,9 +193,7 @@ async def test_restore_onto_non_empty_read_models_needs_yes_and_keeps_newer_toke
     from api.db import apply_migrations as api_migrations
     from api.tokens import create_token, list_tokens, revoke_token
 
-    events = synthetic.histories(3, pages=2, seed=63)
-    synthetic.publish(settings, events)
-    await _project(settings, len(events))
+    events = await _published(settings, 3, pages=2, seed=63)
     conn = await asyncpg.connect(settings.database_url)
     try:
         await api_migrations(conn)
@@ -203,9 +210,7 @@ async def test_restore_onto_non_empty_read_models_needs_yes_and_keeps_newer_toke
         _, new = await create_token(conn, owner="bob")
     finally:
         await conn.close()
-    more = synthetic.histories(1, pages=2, seed=64)
-    synthetic.publish(settings, more)
-    await _project(settings, len(events) + len(more))
+    await _published(settings, 1, pages=2, seed=64, before=len(events))
     before = await digest(settings)
 
     refused = _cli(settings, "restore", str(tmp_path / "backup"))
@@ -230,12 +235,8 @@ async def test_restore_onto_non_empty_read_models_needs_yes_and_keeps_newer_toke
 async def test_backup_with_the_object_store_down_fails_and_leaves_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:
-    events = synthetic.histories(1, pages=1, seed=65)
-    synthetic.publish(settings, events)
-    await _project(settings, len(events))
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    await _published(settings, 1, pages=1, seed=65)
+    port = free_port()  # a port nobody listens on
     down = settings.model_copy(update={"s3_endpoint": f"http://127.0.0.1:{port}"})
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -253,14 +254,10 @@ async def test_backup_with_the_object_store_down_fails_and_leaves_nothing(
 async def test_restore_with_the_broker_down_is_refused_before_touching_the_database(
     settings: Settings, tmp_path: Path
 ) -> None:
-    events = synthetic.histories(1, pages=1, seed=66)
-    synthetic.publish(settings, events)
-    await _project(settings, len(events))
+    await _published(settings, 1, pages=1, seed=66)
     made = await create_backup(settings, tmp_path / "backup")
     await _sql(settings, "DROP SCHEMA readmodel CASCADE")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     down = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{port}"})
     with pytest.raises(BackupError, match=f"broker 127.0.0.1:{port} unreachable"):
         await restore_backup(down, made.path)
@@ -275,9 +272,7 @@ async def test_a_backup_that_disagrees_with_the_log_fails_the_replay_check(
 ) -> None:
     """A read model that went wrong (a bug, a hand edit) before the backup: the restored
     copy differs from a rebuild of the same offsets, so it is not swapped in."""
-    events = synthetic.histories(2, pages=1, seed=67)
-    synthetic.publish(settings, events)
-    await _project(settings, len(events))
+    await _published(settings, 2, pages=1, seed=67)
     await _sql(settings, "UPDATE readmodel.documents SET title = 'edited by hand'")
     made = await create_backup(settings, tmp_path / "backup")
     await _sql(settings, "DROP SCHEMA readmodel CASCADE")
@@ -335,9 +330,7 @@ async def test_a_backup_ahead_of_the_log_is_refused(settings: Settings, tmp_path
     point beyond its end, which no replay check could reach."""
     from piaoxi.stack import delete_topics
 
-    events = synthetic.histories(2, pages=1, seed=71)
-    synthetic.publish(settings, events)
-    await _project(settings, len(events))
+    await _published(settings, 2, pages=1, seed=71)
     made = await create_backup(settings, tmp_path / "backup")
     await _sql(settings, "DROP SCHEMA readmodel CASCADE")
     await asyncio.to_thread(delete_topics, settings)
@@ -350,9 +343,7 @@ async def test_restore_onto_a_new_machine_creates_the_database(
 ) -> None:
     from piaoxi.stack import drop_database
 
-    events = synthetic.histories(2, pages=1, seed=72)
-    synthetic.publish(settings, events)
-    await _project(settings, len(events))
+    await _published(settings, 2, pages=1, seed=72)
     before = await digest(settings)
     made = await create_backup(settings, tmp_path / "backup")
     await asyncio.to_thread(drop_database, settings)

@@ -106,15 +106,15 @@ async def logged(settings: Settings, event_type: str) -> int:
 
 async def checkpoints(settings: Settings) -> dict[tuple[str, int], int]:
     """The Postgres projection's last applied offset per topic partition."""
-    conn = await asyncpg.connect(settings.database_url)
+    from projections.tracking import TrackingRecorder
+
+    conn = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": "readmodel"}
+    )
     try:
-        rows = await conn.fetch(
-            'SELECT topic, partition, "offset" FROM readmodel.tracking'
-            " WHERE projection = 'postgres'"
-        )
+        return await TrackingRecorder("postgres").positions(conn)
     finally:
         await conn.close()
-    return {(r["topic"], r["partition"]): r["offset"] for r in rows}
 
 
 async def until(check: Callable[[], object], what: str, timeout: float = 90.0) -> None:

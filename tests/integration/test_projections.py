@@ -174,23 +174,6 @@ def _start_projector(settings: Settings, health_port: int = 0) -> subprocess.Pop
     )
 
 
-async def _until_live(process: subprocess.Popen[bytes], port: int) -> None:
-    """Until the projector answers /health/live (its SIGTERM handler is installed by then)."""
-    import httpx
-
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(timeout=2.0) as client:
-        while True:
-            assert process.poll() is None, "a projector instance died while starting"
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/health/live")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "a projector instance never came up"
-            await asyncio.sleep(0.2)
-
-
 async def test_sigkilled_projector_ends_like_an_undisturbed_one(
     make_settings: Callable[..., Settings],
 ) -> None:
@@ -219,13 +202,13 @@ async def test_sigkilled_projector_ends_like_an_undisturbed_one(
         partial.append(applied)
     # two instances in one consumer group finish the job (and stop cleanly on SIGTERM, even
     # when the last killed one's final commit had already finished it)
-    from bench.harness import free_port
+    from bench.harness import free_port, wait_api
 
     ports = [free_port(), free_port()]
     pair = [_start_projector(killed, port) for port in ports]
     try:
-        for process, port in zip(pair, ports, strict=True):
-            await _until_live(process, port)
+        for port in ports:
+            await wait_api(f"http://127.0.0.1:{port}", timeout=60)
         deadline = time.monotonic() + 120
         while (await _counts(killed))[0] < total and time.monotonic() < deadline:
             assert all(p.poll() is None for p in pair), "a projector instance died"
