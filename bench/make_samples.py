@@ -1,7 +1,9 @@
 """Generate `samples/`: small, license-clean documents for `make run`, tests and benchmarks.
 
-The text comes from npm `chinese-poetry` (MIT; public-domain classical texts: 古文觀止,
-四書, 論語); pages are rendered with Debian's CJK fonts (Noto CJK, AR PL UMing/UKai).
+The text comes from npm `chinese-poetry` (MIT; public-domain classical texts: the 四書,
+論語 and a Song author biography; never 古文觀止, which the project's owner holds out:
+every read goes through `streams.corpora.load_poetry_json`, which refuses it); pages are
+rendered with Debian's CJK fonts (Noto CJK, AR PL UMing/UKai).
 Every sample has its ground truth in `samples/truth/` (one file per page, named after the
 sample, with `.pN` for page N of a multi-page sample).
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -25,8 +27,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-ROOT = Path(__file__).resolve().parents[1]
-POETRY = ROOT / ".corpora" / "node_modules" / "chinese-poetry" / "dist"  # `make corpora`
+from streams.corpora import load_poetry_json, poetry_root
 
 FONTS = {
     "serif-tc": ("/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc", 3),
@@ -62,25 +63,30 @@ class Passage:
     text: str
 
 
-def _load(path: Path) -> object:
-    return json.loads(path.read_text(encoding="utf-8"))
+# The Song poet whose biography (names, places, offices, era dates) the JPEG samples print.
+BIOGRAPHY_SUBJECT = "張詠"
 
 
-def passages(poetry: Path = POETRY) -> dict[str, Passage]:
-    """Named traditional-character passages from chinese-poetry."""
-    guwen = _load(poetry / "mengxue" / "guwenguanzhi.json")
-    assert isinstance(guwen, dict)
-    chapters = [c for volume in guwen["content"] for c in volume["content"]]
-
-    def chapter(i: int) -> Passage:
-        c = chapters[i]
-        return Passage(f"guwen{i}", c["chapter"], "".join(c["paragraphs"]).translate(QUOTES))
-
-    daxue = _load(poetry / "sishuwujing" / "daxue.json")
-    zhongyong = _load(poetry / "sishuwujing" / "zhongyong.json")
-    mengzi = _load(poetry / "sishuwujing" / "mengzi.json")
-    assert isinstance(daxue, dict) and isinstance(zhongyong, dict) and isinstance(mengzi, list)
-    result = {p.key: p for p in (chapter(i) for i in range(12))}
+def passages(poetry: Path | None = None) -> dict[str, Passage]:
+    """Named traditional-character passages: the 孟子's chapters (`mengzi0` … `mengzi13`),
+    `daxue`, `zhongyong`, `mengzi` (= `mengzi0`) and `biography` (a Song poet's)."""
+    root = poetry or poetry_root()
+    daxue = load_poetry_json(root, "sishuwujing/daxue.json")
+    zhongyong = load_poetry_json(root, "sishuwujing/zhongyong.json")
+    mengzi = load_poetry_json(root, "sishuwujing/mengzi.json")
+    song = load_poetry_json(root, "quantangshi/authors.song.json")
+    assert isinstance(daxue, dict) and isinstance(zhongyong, dict)
+    assert isinstance(mengzi, list) and isinstance(song, list)
+    result = {
+        f"mengzi{i}": Passage(
+            f"mengzi{i}", c["chapter"], "".join(c["paragraphs"]).translate(QUOTES)
+        )
+        for i, c in enumerate(mengzi)
+    }
+    (biography,) = (d for d in song if d["name"] == BIOGRAPHY_SUBJECT)
+    # The editors' parentheses (Western years, modern places, sources) are not the text.
+    text = re.sub(r"（[^（）]*）", "", biography["desc"].strip())
+    result["biography"] = Passage("biography", biography["name"], text)
     result["daxue"] = Passage("daxue", "大學", "".join(daxue["paragraphs"]).translate(QUOTES))
     result["zhongyong"] = Passage(
         "zhongyong", "中庸", "".join(zhongyong["paragraphs"]).translate(QUOTES)
@@ -91,9 +97,9 @@ def passages(poetry: Path = POETRY) -> dict[str, Passage]:
     return result
 
 
-def lunyu_simplified(poetry: Path = POETRY) -> str:
+def lunyu_simplified(poetry: Path | None = None) -> str:
     """論語 學而篇 as chinese-poetry ships it (simplified characters)."""
-    lunyu = _load(poetry / "lunyu" / "lunyu.json")
+    lunyu = load_poetry_json(poetry or poetry_root(), "lunyu/lunyu.json")
     assert isinstance(lunyu, list)
     return "\n".join(lunyu[0]["paragraphs"])
 
@@ -218,7 +224,7 @@ def _docx(title: str, pages: list[list[str]]) -> bytes:
     return buffer.getvalue()
 
 
-def make(out: Path, poetry: Path = POETRY) -> dict[str, int]:
+def make(out: Path, poetry: Path | None = None) -> dict[str, int]:
     """Write every sample and its truth into `out`; returns file sizes."""
     texts = passages(poetry)
     truth = out / "truth"
@@ -226,17 +232,17 @@ def make(out: Path, poetry: Path = POETRY) -> dict[str, int]:
     files: dict[str, bytes] = {}
     truths: dict[str, str] = {}
 
-    guwen0 = texts["guwen0"].text  # 鄭伯克段於鄢
-    image, page = render_horizontal(guwen0[:330], font_name="serif-tc")
-    files["guwen-horizontal.png"], truths["guwen-horizontal"] = _png(image), page
-    image, page = render_vertical(guwen0[330:546], font_name="uming-tw")
-    files["guwen-vertical.png"], truths["guwen-vertical"] = _png(image), page
+    mengzi1 = texts["mengzi1"].text  # 梁惠王下: 莊暴見孟子…
+    image, page = render_horizontal(mengzi1[:330], font_name="serif-tc")
+    files["mengzi-horizontal.png"], truths["mengzi-horizontal"] = _png(image), page
+    image, page = render_vertical(mengzi1[330:546], font_name="uming-tw")
+    files["mengzi-vertical.png"], truths["mengzi-vertical"] = _png(image), page
 
-    guwen4 = texts["guwen4"].text  # 鄭莊公戒飭守臣
-    image, page = render_horizontal(guwen4[:264], font_name="sans-tc", size=32)
-    files["guwen-horizontal.jpg"], truths["guwen-horizontal-jpg"] = _jpeg(image), page
-    image, page = render_vertical(guwen4[264:480], font_name="serif-tc", size=36)
-    files["guwen-vertical.jpg"], truths["guwen-vertical-jpg"] = _jpeg(image), page
+    biography = texts["biography"].text  # 張詠，字復之，號乖崖…
+    image, page = render_horizontal(biography[:264], font_name="sans-tc", size=32)
+    files["biography-horizontal.jpg"], truths["biography-horizontal-jpg"] = _jpeg(image), page
+    image, page = render_vertical(biography[264:480], font_name="serif-tc", size=36)
+    files["biography-vertical.jpg"], truths["biography-vertical-jpg"] = _jpeg(image), page
 
     daxue = texts["daxue"].text
     frames = []
@@ -268,11 +274,10 @@ def make(out: Path, poetry: Path = POETRY) -> dict[str, int]:
         for n, page in enumerate(pdf_pages):
             truths[f"zhongyong-text.p{n + 1}"] = page
 
-    guwen2 = texts["guwen2"]
-    paragraphs = [p.translate(QUOTES) for p in _paragraphs(poetry, 2)]
-    files["guwen-document.docx"] = _docx(guwen2.title, [paragraphs[:2], paragraphs[2:4]])
-    truths["guwen-document.p1"] = "\n".join([guwen2.title, *paragraphs[:2]])
-    truths["guwen-document.p2"] = "\n".join(paragraphs[2:4])
+    title, paragraphs = _chapter_paragraphs(poetry, 4)  # 滕文公上
+    files["mengzi-document.docx"] = _docx(title, [paragraphs[:2], paragraphs[2:4]])
+    truths["mengzi-document.p1"] = "\n".join([title, *paragraphs[:2]])
+    truths["mengzi-document.p2"] = "\n".join(paragraphs[2:4])
 
     lunyu = lunyu_simplified(poetry)
     files["lunyu-gb18030.txt"] = lunyu.encode("gb18030")
@@ -290,17 +295,17 @@ def make(out: Path, poetry: Path = POETRY) -> dict[str, int]:
     return sizes
 
 
-def _paragraphs(poetry: Path, index: int) -> list[str]:
-    guwen = _load(poetry / "mengxue" / "guwenguanzhi.json")
-    assert isinstance(guwen, dict)
-    chapters = [c for volume in guwen["content"] for c in volume["content"]]
-    paragraphs: list[str] = chapters[index]["paragraphs"]
-    return paragraphs
+def _chapter_paragraphs(poetry: Path | None, index: int) -> tuple[str, list[str]]:
+    """(title, paragraphs) of the 孟子's chapter `index`."""
+    mengzi = load_poetry_json(poetry or poetry_root(), "sishuwujing/mengzi.json")
+    assert isinstance(mengzi, list)
+    chapter = mengzi[index]
+    return f"孟子·{chapter['chapter']}", [p.translate(QUOTES) for p in chapter["paragraphs"]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--poetry", type=Path, default=POETRY, help="chinese-poetry dist dir")
+    parser.add_argument("--poetry", type=Path, help="chinese-poetry package dir (holds dist/)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent.parent / "samples")
     args = parser.parse_args()
     sizes = make(args.out, args.poetry)

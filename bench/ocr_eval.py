@@ -37,8 +37,8 @@ import make_samples
 from streams import ocr
 from streams.clean import clean_page
 
-# Passages not used by the samples (those use guwen0, guwen2, guwen4, 大學, 中庸, 孟子).
-PASSAGES = ("guwen5", "guwen7", "guwen9", "guwen6", "guwen8", "guwen3")
+# 孟子 chapters not used by the samples (those use mengzi0, mengzi1, mengzi4, 大學, 中庸).
+PASSAGES = ("mengzi6", "mengzi8", "mengzi10", "mengzi7", "mengzi9", "mengzi11")
 CHARS_PER_PAGE = 216
 
 

@@ -50,14 +50,14 @@ from tests.integration.test_pipeline import (  # noqa: E402
 )
 
 PAGE_SAMPLES = (
-    "guwen-horizontal.png",
-    "guwen-vertical.png",
-    "guwen-horizontal.jpg",
-    "guwen-vertical.jpg",
+    "mengzi-horizontal.png",
+    "mengzi-vertical.png",
+    "biography-horizontal.jpg",
+    "biography-vertical.jpg",
 )
 TEXT_SAMPLES = (
-    "guwen-horizontal.txt",
-    "guwen-vertical.txt",
+    "mengzi-horizontal.txt",
+    "mengzi-vertical.txt",
     "daxue-pages.p1.txt",
     "mengzi-scanned.p1.txt",
     "zhongyong-text.p1.txt",

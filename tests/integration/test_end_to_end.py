@@ -43,8 +43,8 @@ async def test_uploads_reach_both_projections_and_the_api(
                 for n, data in enumerate(texts)
             ]
             image = await uploader.upload_bytes(
-                (SAMPLES / "guwen-horizontal.png").read_bytes(),
-                filename="guwen-horizontal.png",
+                (SAMPLES / "mengzi-horizontal.png").read_bytes(),
+                filename="mengzi-horizontal.png",
                 owner="e2e",
                 visibility="public",
             )

@@ -357,7 +357,7 @@ async def test_a_rendered_page_goes_through_all_three_stages(
     producer: Producer, collector: Collector
 ) -> None:
     upload = await producer.upload(
-        (SAMPLES / "guwen-horizontal.png").read_bytes(), filename="guwen-horizontal.png"
+        (SAMPLES / "mengzi-horizontal.png").read_bytes(), filename="mengzi-horizontal.png"
     )
     await collector.document_done(upload.document_id, 1)
 
@@ -368,7 +368,7 @@ async def test_a_rendered_page_goes_through_all_three_stages(
     assert page.source == "ocr" and page.engine == "rapidocr"
     assert page.page_number == 1 and page.page_count == 1
     # Recognised and washed, the page matches its source text.
-    assert cer(cleaned.cleaned_text, cleaned_truth("guwen-horizontal.txt")) < 0.03
+    assert cer(cleaned.cleaned_text, cleaned_truth("mengzi-horizontal.txt")) < 0.03
     assert page.lines and all(0.0 <= line.confidence <= 1.0 for line in page.lines)
     assert page.image_blob_key is not None
     assert page.causation_id == upload.event_id
@@ -387,8 +387,8 @@ async def test_a_vertical_page_comes_out_in_reading_order(
     producer: Producer, collector: Collector
 ) -> None:
     upload = await producer.upload(
-        (SAMPLES / "guwen-vertical.png").read_bytes(),
-        filename="guwen-vertical.png",
+        (SAMPLES / "mengzi-vertical.png").read_bytes(),
+        filename="mengzi-vertical.png",
         layout="auto",
     )
     await collector.document_done(upload.document_id, 1)
@@ -396,7 +396,7 @@ async def test_a_vertical_page_comes_out_in_reading_order(
     (page,) = collector.of(upload.document_id, PageText)
     (cleaned,) = collector.of(upload.document_id, PageCleaned)
     assert page.layout == "vertical"
-    expected = cleaned_truth("guwen-vertical.txt")
+    expected = cleaned_truth("mengzi-vertical.txt")
     # The characters in reading order (punctuation aside: vertical forms of 「」 and 。
     # are the engine's weak spot): columns right to left, each top to bottom.
     assert cer(cleaned.cleaned_text, expected, letters_only=True) < 0.03

@@ -38,7 +38,7 @@ async def test_a_page_past_the_timeout_is_a_dead_letter_and_the_worker_goes_on(
     try:
         async with Producer(settings) as producer, Collector(settings) as collector:
             slow = await producer.upload(
-                (SAMPLES / "guwen-horizontal.png").read_bytes(), filename="slow.png"
+                (SAMPLES / "mengzi-horizontal.png").read_bytes(), filename="slow.png"
             )
             quick = await producer.upload(
                 (SAMPLES / "lunyu-gb18030.txt").read_bytes(), filename="quick.txt"

@@ -24,17 +24,17 @@ UNIHAN = Path("/usr/share/unicode/Unihan_Variants.txt.bz2")
 
 
 def test_raw_text_is_untouched_and_cleaned_text_is_traditional() -> None:
-    raw = "初，鄭武公娶於申，曰武姜\n，生莊公及共叔段。\n爲之請制 。。| 公曰 : “制，巖邑也”"
+    raw = "齊宣王見孟子於雪宮，王曰\n，賢者亦有此樂乎。\n爲之築室 。。| 孟子曰 : “有，巖居也”"
     before = str(raw)
     result = clean_page(raw, layout="vertical")
     assert raw == before
     assert (
         result.cleaned_text
-        == "初，鄭武公娶於申，曰武姜，生莊公及共叔段。\n為之請制。公曰：「制，巖邑也」"
+        == "齊宣王見孟子於雪宮，王曰，賢者亦有此樂乎。\n為之築室。孟子曰：「有，巖居也」"
     )
     assert (
         result.search_key
-        == "初，郑武公娶于申，曰武姜，生庄公及共叔段。\n为之请制。公曰：「制，岩邑也」"
+        == "齐宣王见孟子于雪宫，王曰，贤者亦有此乐乎。\n为之筑室。孟子曰：「有，岩居也」"
     )
     kinds = {e.kind for e in result.edits}
     assert {"linebreak", "variant", "space", "repeat", "noise", "punct"} <= kinds
@@ -61,7 +61,7 @@ def test_raw_text_is_untouched_and_cleaned_text_is_traditional() -> None:
         ("the  old\tbook", "the old book"),  # Latin spacing kept, collapsed
         ("學●而■時", "學而時"),  # noise symbols
         ("有朋自遠方來，不亦\r\n樂乎。\r\n人", "有朋自遠方來，不亦樂乎。\n人"),  # CRLF, breaks
-        ("鄭伯克段於鄢\n初，鄭武公娶於申", "鄭伯克段於鄢\n初，鄭武公娶於申"),  # a heading
+        ("梁惠王章句上\n孟子見梁惠王", "梁惠王章句上\n孟子見梁惠王"),  # a heading
         ("甲。\n\n\n\n乙。", "甲。\n\n乙。"),  # at most one blank line
         ("\n\n甲。\n\n", "甲。"),  # no blank lines at the page's ends
         ("a line, of an old\nbook", "a line, of an old book"),  # Latin words broken
@@ -130,7 +130,7 @@ def check_edits(raw: str, cleaned: str, edits: list[TextEdit]) -> None:
 
 
 ALPHABET = (
-    list("學而時習之不亦說乎鄭伯克段於鄢爲眞○日曰")
+    list("學而時習之不亦說乎孟子見梁惠王於爲眞○日曰")
     + list("，。、；：！？「」…—·")
     + list(",.?!:;()\"' |●■_")
     + list("ＡＢ１２abc123")

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from streams.corpora import HeldOutError, is_held_out, load_poetry_json, refuse_held_out
+from streams.corpora import (
+    HeldOutError,
+    is_held_out,
+    load_poetry_json,
+    poetry_root,
+    refuse_held_out,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -40,3 +48,29 @@ def test_loading_the_held_out_file_is_refused_before_reading_it(tmp_path: Path) 
     other.parent.mkdir(parents=True)
     other.write_text("[1]", encoding="utf-8")
     assert load_poetry_json(tmp_path, "lunyu/lunyu.json") == [1]
+
+
+def _runs(text: str, n: int = 12) -> set[str]:
+    """Every run of `n` CJK characters (line breaks and punctuation squeezed out)."""
+    squeezed = "".join(ch for ch in text if "\u3400" <= ch <= "\u9fff").replace("爲", "為")
+    return {squeezed[i : i + n] for i in range(len(squeezed) - n + 1)}
+
+
+def test_every_sample_page_is_rendered_from_its_declared_sources_never_the_held_out_work() -> None:
+    """Each sample's text comes from the passages make_samples reads (through
+    load_poetry_json, which refuses 古文觀止): a run found nowhere in them fails the test.
+    (古文觀止 quotes the classics, e.g. 原道 quotes the 大學, so a direct comparison with it
+    would flag quotations rather than sources.)"""
+    try:
+        root = poetry_root()
+    except FileNotFoundError:
+        pytest.skip("chinese-poetry is not installed (make corpora)")
+    from bench.make_samples import lunyu_simplified, passages
+
+    sources = set().union(*(_runs(p.text) for p in passages(root).values()))
+    sources |= _runs(lunyu_simplified(root))
+    for truth in sorted((ROOT / "samples" / "truth").glob("*.txt")):
+        lines = truth.read_text(encoding="utf-8").splitlines()
+        # Lines one by one: a heading (孟子·滕文公上) does not run into the text after it.
+        foreign = set().union(*(_runs(line) for line in lines)) - sources
+        assert not foreign, f"{truth.name}: text from no declared source: {sorted(foreign)[:3]}"

@@ -52,12 +52,12 @@ def squeeze(text: str) -> str:
 @pytest.mark.parametrize(
     ("name", "kind"),
     [
-        ("guwen-horizontal.png", MediaKind.PNG),
-        ("guwen-vertical.jpg", MediaKind.JPEG),
+        ("mengzi-horizontal.png", MediaKind.PNG),
+        ("biography-vertical.jpg", MediaKind.JPEG),
         ("daxue-pages.tiff", MediaKind.TIFF),
         ("mengzi-scanned.pdf", MediaKind.PDF),
         ("zhongyong-text.pdf", MediaKind.PDF),
-        ("guwen-document.docx", MediaKind.DOCX),
+        ("mengzi-document.docx", MediaKind.DOCX),
         ("lunyu-gb18030.txt", MediaKind.TEXT),
         ("daxue-big5.txt", MediaKind.TEXT),
     ],
@@ -134,11 +134,11 @@ def test_form_feeds_cut_a_text_file_into_pages() -> None:
 
 
 def test_docx_pages_follow_page_breaks() -> None:
-    results = extract_pages(sample("guwen-document.docx"))
+    results = extract_pages(sample("mengzi-document.docx"))
     assert [r.source for r in results] == ["docx", "docx"]
     assert [r.page_number for r in results] == [1, 2]
-    assert squeeze(results[0].text) == squeeze(truth("guwen-document.p1"))
-    assert squeeze(results[1].text) == squeeze(truth("guwen-document.p2"))
+    assert squeeze(results[0].text) == squeeze(truth("mengzi-document.p1"))
+    assert squeeze(results[1].text) == squeeze(truth("mengzi-document.p2"))
 
 
 def test_a_long_docx_without_page_breaks_is_cut_into_pages() -> None:
@@ -222,14 +222,14 @@ def test_empty_input_is_refused() -> None:
 
 def test_absurd_size_is_refused_before_reading() -> None:
     with pytest.raises(InputTooLarge, match="limit"):
-        split_pages(sample("guwen-horizontal.png"), limits=Limits(max_bytes=1000))
+        split_pages(sample("mengzi-horizontal.png"), limits=Limits(max_bytes=1000))
 
 
 def test_corrupt_images_are_bad_input() -> None:
-    png = sample("guwen-horizontal.png")
+    png = sample("mengzi-horizontal.png")
     with pytest.raises(CorruptInput):
         split_pages(png[: len(png) // 2], filename="half.png")
-    jpeg = sample("guwen-horizontal.jpg")
+    jpeg = sample("biography-horizontal.jpg")
     # a truncated JPEG opens; decoding it fails in the heavy step
     with pytest.raises(CorruptInput):
         for page in split_pages(jpeg[: len(jpeg) // 3]):
@@ -241,7 +241,7 @@ def test_corrupt_images_are_bad_input() -> None:
 def test_corrupt_pdf_and_docx_are_bad_input() -> None:
     with pytest.raises(CorruptInput):
         split_pages(b"%PDF-1.7\n" + b"nonsense " * 50)
-    docx = sample("guwen-document.docx")
+    docx = sample("mengzi-document.docx")
     with pytest.raises(BadInput):
         split_pages(docx[:2000] + bytes(200) + docx[2200:])
 
@@ -262,7 +262,7 @@ def test_decompression_bomb_image_is_refused_before_decoding() -> None:
     with pytest.raises(ImageTooLarge, match="decompression"):
         split_pages(bomb, filename="bomb.png")
     with pytest.raises(ImageTooLarge):
-        split_pages(sample("guwen-horizontal.png"), limits=Limits(max_image_pixels=10_000))
+        split_pages(sample("mengzi-horizontal.png"), limits=Limits(max_image_pixels=10_000))
 
 
 def test_a_rendered_pdf_page_respects_the_pixel_limit() -> None:
@@ -277,7 +277,7 @@ def test_too_many_pages_are_refused() -> None:
     with pytest.raises(TooManyPages):
         split_pages(sample("mengzi-scanned.pdf"), limits=Limits(max_pages=1))
     with pytest.raises(TooManyPages):
-        split_pages(sample("guwen-document.docx"), limits=Limits(max_pages=1))
+        split_pages(sample("mengzi-document.docx"), limits=Limits(max_pages=1))
     with pytest.raises(TooManyPages):
         split_pages("\f".join(["頁"] * 5).encode(), limits=Limits(max_pages=4))
 
@@ -292,7 +292,7 @@ def test_zip_bomb_docx_is_refused() -> None:
     with pytest.raises(ArchiveBomb, match="zip-bomb"):
         split_pages(data, filename="bomb.docx")
     with pytest.raises(ArchiveBomb):
-        split_pages(sample("guwen-document.docx"), limits=Limits(max_unzipped_bytes=1000))
+        split_pages(sample("mengzi-document.docx"), limits=Limits(max_unzipped_bytes=1000))
 
 
 def test_sixteen_bit_and_transparent_images_are_usable() -> None:

@@ -85,8 +85,8 @@ def test_slightly_skewed_columns_stay_apart() -> None:
 def test_the_page_image_alone_tells_columns_from_rows() -> None:
     from PIL import Image
 
-    assert layout_from_image(Image.open(SAMPLES / "guwen-vertical.png")) == "vertical"
-    assert layout_from_image(Image.open(SAMPLES / "guwen-horizontal.jpg")) == "horizontal"
+    assert layout_from_image(Image.open(SAMPLES / "mengzi-vertical.png")) == "vertical"
+    assert layout_from_image(Image.open(SAMPLES / "biography-horizontal.jpg")) == "horizontal"
     assert layout_from_image(Image.new("L", (50, 50), 255)) is None
 
 
@@ -103,22 +103,22 @@ def test_engine_names_are_validated() -> None:
 
 @pytest.mark.slow
 def test_rendered_horizontal_page_is_recognised_with_low_error_rate() -> None:
-    page = extract_pages((SAMPLES / "guwen-horizontal.jpg").read_bytes())[0]
-    truth = (SAMPLES / "truth" / "guwen-horizontal-jpg.txt").read_text(encoding="utf-8")
+    page = extract_pages((SAMPLES / "biography-horizontal.jpg").read_bytes())[0]
+    truth = (SAMPLES / "truth" / "biography-horizontal-jpg.txt").read_text(encoding="utf-8")
     assert (page.source, page.layout, page.engine) == ("ocr", "horizontal", "rapidocr")
     assert cer(truth, page.text) < 0.03
     assert all(0.0 <= ln.confidence <= 1.0 and ln.box.width > 0 for ln in page.lines)
 
-    serif = extract_pages((SAMPLES / "guwen-horizontal.png").read_bytes())[0]
-    serif_truth = (SAMPLES / "truth" / "guwen-horizontal.txt").read_text(encoding="utf-8")
+    serif = extract_pages((SAMPLES / "mengzi-horizontal.png").read_bytes())[0]
+    serif_truth = (SAMPLES / "truth" / "mengzi-horizontal.txt").read_text(encoding="utf-8")
     cleaned = clean_page(serif.text, layout=serif.layout).cleaned_text
     assert cer(clean_page(serif_truth).cleaned_text, cleaned) < 0.03
 
 
 @pytest.mark.slow
 def test_vertical_page_comes_out_in_reading_order() -> None:
-    page = extract_pages((SAMPLES / "guwen-vertical.png").read_bytes())[0]
-    columns = (SAMPLES / "truth" / "guwen-vertical.txt").read_text(encoding="utf-8").split()
+    page = extract_pages((SAMPLES / "mengzi-vertical.png").read_bytes())[0]
+    columns = (SAMPLES / "truth" / "mengzi-vertical.txt").read_text(encoding="utf-8").split()
     assert page.layout == "vertical"
     assert len(page.lines) == len(columns)
     for ocr_line, column in zip(page.lines, columns, strict=True):
@@ -136,8 +136,10 @@ def test_vertical_page_comes_out_in_reading_order() -> None:
 
 @pytest.mark.slow
 def test_tesseract_reads_a_vertical_page_with_its_vertical_model() -> None:
-    page = extract_pages((SAMPLES / "guwen-vertical.jpg").read_bytes(), ocr_engine="tesseract")[0]
-    truth = (SAMPLES / "truth" / "guwen-vertical-jpg.txt").read_text(encoding="utf-8")
+    page = extract_pages((SAMPLES / "biography-vertical.jpg").read_bytes(), ocr_engine="tesseract")[
+        0
+    ]
+    truth = (SAMPLES / "truth" / "biography-vertical-jpg.txt").read_text(encoding="utf-8")
     assert page.engine == "tesseract" and page.engine_version.startswith("tesseract 5")
     assert page.layout == "vertical"
     assert cer(truth, page.text) < 0.35
