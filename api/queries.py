@@ -177,13 +177,27 @@ async def get_document(
     )
 
 
-async def document_versions(conn: asyncpg.Connection, document_id: str) -> list[asyncpg.Record]:
+def version_visible(principal: Principal, params: list[Any], alias: str = "v") -> str:
+    """SQL condition: the document version `alias` (a `document_versions` row) may be seen.
+
+    Each version keeps the owner and visibility it was uploaded with: a document that is
+    public now may have private versions, whose file name, sha256, size and blob key are
+    the uploader's alone."""
+    return principal.sql_filter(params, alias)
+
+
+async def document_versions(
+    conn: asyncpg.Connection, principal: Principal, document_id: str
+) -> list[asyncpg.Record]:
+    """The versions of a (visible) document that `principal` may see, oldest first."""
+    params: list[Any] = [document_id]
+    rule = version_visible(principal, params)
     return list(
         await conn.fetch(
             "SELECT document_version, blob_key, sha256, size_bytes, media_type, filename,"
-            " layout, ocr_engine, uploaded_at FROM document_versions WHERE document_id = $1"
-            " ORDER BY document_version",
-            document_id,
+            " layout, ocr_engine, uploaded_at FROM document_versions v"
+            f" WHERE v.document_id = $1 AND {rule} ORDER BY document_version",
+            *params,
         )
     )
 
@@ -214,15 +228,21 @@ async def stage_versions(
 
 
 async def failures(
-    conn: asyncpg.Connection, document_id: str, *, limit: int = 50
+    conn: asyncpg.Connection, principal: Principal, document_id: str, *, limit: int = 50
 ) -> list[asyncpg.Record]:
+    """Failures of a (visible) document, newest first, without those of versions the
+    caller may not see (their messages may name the private file)."""
+    params: list[Any] = [document_id, limit]
+    rule = version_visible(principal, params)
     return list(
         await conn.fetch(
             "SELECT failed_stage, error_class, message, attempt, page_number, retryable,"
-            " occurred_at FROM failures WHERE document_id = $1"
+            " occurred_at FROM failures f WHERE f.document_id = $1"
+            " AND NOT EXISTS (SELECT 1 FROM document_versions v"
+            "  WHERE v.document_id = f.document_id AND v.document_version = f.document_version"
+            f"  AND NOT coalesce({rule}, false))"
             " ORDER BY occurred_at DESC LIMIT $2",
-            document_id,
-            limit,
+            *params,
         )
     )
 

@@ -45,17 +45,27 @@ def _fold(text: str) -> str:
     return key if len(key) == len(text) else text
 
 
-def _upload(doc: str, title: str, owner: str, visibility: str, tags: list[str]) -> Any:
+def _upload(
+    doc: str,
+    title: str,
+    owner: str,
+    visibility: str,
+    tags: list[str],
+    *,
+    version: int = 1,
+    filename: str | None = None,
+    sha256: str = "0" * 64,
+) -> Any:
     return DocumentUploaded.create(
         stage="uploader",
         stage_version="1.0.0",
         document_id=doc,
-        document_version=1,
-        blob_key=f"blobs/{doc}",
-        sha256="0" * 64,
-        size_bytes=1000,
+        document_version=version,
+        blob_key=f"blobs/{doc}/v{version}" if version > 1 else f"blobs/{doc}",
+        sha256=sha256,
+        size_bytes=1000 * version,
         media_type="image/png",
-        filename=f"{doc}.png",
+        filename=filename or f"{doc}.png",
         title=title,
         owner=owner,
         visibility=visibility,
@@ -223,6 +233,59 @@ def sample_events() -> list[EventBase]:
         )
     )
     return events
+
+
+# A document first uploaded privately, then given a public version: its first version's
+# file name, sha256 and failure stay the owner's (issue 20: they leaked through `versions`).
+REVISED = "doc-revised"
+REVISED_PRIVATE_FILENAME = "draft-with-private-notes.png"
+REVISED_PRIVATE_SHA256 = "5ec2e7" * 10 + "abcd"
+
+
+def revised_document_events() -> list[EventBase]:
+    """REVISED: version 1 private (with a failure naming its file), version 2 public."""
+    first = _upload(
+        REVISED,
+        "修訂本",
+        ALICE,
+        "private",
+        ["修訂"],
+        filename=REVISED_PRIVATE_FILENAME,
+        sha256=REVISED_PRIVATE_SHA256,
+    )
+    text = PageText.create(
+        stage="extract",
+        stage_version="1.0.0",
+        causation=first,
+        page_number=1,
+        page_count=1,
+        text="初稿",
+        lines=[],
+        engine="rapidocr",
+        engine_version="3.10.0",
+        layout="vertical",
+        source="ocr",
+    )
+    failed = ProcessingFailed.create(
+        stage="clean",
+        stage_version="1.0.0",
+        causation=text,
+        failed_stage="clean",
+        error_class="CleaningError",
+        message=f"{REVISED_PRIVATE_FILENAME}: page is mostly unreadable",
+        attempt=3,
+        source_topic="documents.pages",
+        source_partition=0,
+        source_offset=0,
+        source_event_id=text.event_id,
+        page_number=1,
+        retryable=False,
+    )
+    second = _upload(
+        REVISED, "修訂本", ALICE, "public", ["修訂"], version=2, filename="revised.png"
+    )
+    raw = "修訂之本，今公之於眾。"
+    return [first, text, failed, second, *_page(second, 1, 1, raw, raw, [], [])]
 
 
 def sample_png(width: int = 320, height: int = 200) -> bytes:

@@ -155,7 +155,7 @@ async def document_detail(
 ) -> DocumentDetail:
     row = await visible_document(conn, caller, document_id)
     version = row["current_version"]
-    versions = await queries.document_versions(conn, document_id)
+    versions = await queries.document_versions(conn, caller, document_id)
     stages = {r["stage"]: r for r in await queries.stage_status(conn, document_id)}
     produced_by = await queries.stage_versions(conn, document_id, version)
     stage_list = []
@@ -198,7 +198,7 @@ async def document_detail(
                 retryable=f["retryable"],
                 occurred_at=f["occurred_at"],
             )
-            for f in await queries.failures(conn, document_id)
+            for f in await queries.failures(conn, caller, document_id)
         ],
         entities=[
             EntityCount(type=e["type"], value=e["value"], mentions=e["mentions"])

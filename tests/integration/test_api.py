@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -429,6 +429,63 @@ async def test_owner_and_admin_see_the_private_document(env: Env) -> None:
     assert (await env.get(f"/documents/{sample.RETRACTED}", "admin")).json()["status"] == (
         "retracted"
     )
+
+
+async def test_a_private_version_of_a_public_document_stays_private(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """Version 1 was private, version 2 public: only the owner and admins see version 1's
+    file name, sha256, size, blob key and failure, on every route that shows versions."""
+    settings = make_settings()
+    await sample.load(settings, sample.revised_document_events())
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await apply_migrations(conn)
+        tokens = {
+            "alice": (await create_token(conn, owner=sample.ALICE))[0],
+            "bob": (await create_token(conn, owner=sample.BOB))[0],
+            "admin": (await create_token(conn, owner="ops", admin=True))[0],
+        }
+    finally:
+        await conn.close()
+    app = create_app(settings)
+    secrets = (sample.REVISED_PRIVATE_FILENAME, sample.REVISED_PRIVATE_SHA256, 'blobs/doc-revised"')
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api"
+        ) as client:
+            revised = Env(settings, client, tokens)
+            for who, versions in (
+                ("anonymous", [2]),
+                ("bob", [2]),
+                ("alice", [1, 2]),
+                ("admin", [1, 2]),
+            ):
+                detail = await revised.get(f"/documents/{sample.REVISED}", who)
+                assert detail.status_code == 200, (who, detail.text)
+                body = detail.json()
+                assert [v["version"] for v in body["versions"]] == versions, who
+                assert len(body["errors"]) == (1 if 1 in versions else 0), who
+                for path in (
+                    f"/documents/{sample.REVISED}",
+                    f"/web/documents/{sample.REVISED}",
+                    f"/documents/{sample.REVISED}/pages/1",
+                    f"/web/documents/{sample.REVISED}/pages/1",
+                    "/documents",
+                    "/web/documents",
+                    "/search?q=修訂",
+                    "/?q=修訂",
+                ):
+                    response = await revised.get(path, who)
+                    assert response.status_code == 200, (who, path)
+                    shown = [secret in response.text for secret in secrets]
+                    if 1 not in versions:
+                        assert not any(shown), (who, path, shown)
+            owner_view = (await revised.get(f"/documents/{sample.REVISED}", "alice")).text
+            assert all(secret in owner_view for secret in secrets[:2])
+    finally:
+        await app.state.piaoxi.close()
+        await sample.drop_search_index(settings)
 
 
 @pytest.mark.parametrize("who", ["expired", "revoked", "garbage"])
