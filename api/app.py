@@ -64,14 +64,15 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.piaoxi = state
     metrics = ApiMetrics()
     app.state.metrics = metrics
-    install_error_handlers(app)
-
     from api.routers.documents import router as documents_router
     from api.routers.entities import router as entities_router
     from api.routers.health import router as health_router
     from api.routers.search import router as search_router
     from api.routers.status import router as status_router
+    from api.routers.web import error_page
     from api.routers.web import router as web_router
+
+    install_error_handlers(app, html_error_page=error_page)
 
     for router in (
         documents_router,

@@ -108,8 +108,17 @@ async def current_principal(
 ) -> Principal:
     """FastAPI dependency: the caller's Principal (401 for a bad bearer token).
 
+    An Authorization header that is not `Bearer <token>` (another scheme, an empty
+    token) is a 401 too, never silently anonymous: the caller meant to authenticate.
     The web page may carry the token in a cookie instead; a bad cookie means anonymous.
     """
+    if credentials is None and "authorization" in request.headers:
+        raise ApiError(
+            401,
+            "invalid_authorization",
+            "The Authorization header must read `Bearer <token>`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if credentials is not None:
         token = credentials.credentials.strip()
         principal = await _resolve(request, token) if looks_like_token(token) else None

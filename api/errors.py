@@ -6,14 +6,14 @@ genuine bug reaches the catch-all 500 handler (which still answers JSON and logs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import asyncpg
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -112,53 +112,73 @@ def _jsonable_validation_errors(exc: RequestValidationError) -> list[dict[str, A
     return out
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        if exc.status >= 500:
-            log.warning("backend_error", path=request.url.path, code=exc.code, detail=exc.detail)
+ErrorPage = Callable[[Request, "ApiError"], Response]
+
+
+def is_web_request(request: Request) -> bool:
+    """The request is for the web page (`/` or `/web/...`), which answers errors in HTML."""
+    path = request.url.path
+    return path == "/" or path == "/web" or path.startswith("/web/")
+
+
+def install_error_handlers(app: FastAPI, html_error_page: ErrorPage | None = None) -> None:
+    """JSON error bodies everywhere; on the web page's routes, `html_error_page` instead
+    (a browser following a bad link should see a page, not a JSON document)."""
+
+    def answer(request: Request, exc: ApiError) -> Response:
+        if html_error_page is not None and is_web_request(request):
+            return html_error_page(request, exc)
         return error_json(exc.status, exc.code, exc.message, exc.detail, exc.headers)
 
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        if exc.status >= 500:
+            log.warning("backend_error", path=request.url.path, code=exc.code, detail=exc.detail)
+        return answer(request, exc)
+
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_json(
-            422, "invalid_input", "The request is not valid.", _jsonable_validation_errors(exc)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        err = ApiError(
+            422,
+            "invalid_input",
+            "The request is not valid.",
+            detail=_jsonable_validation_errors(exc),
         )
+        return answer(request, err)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code
-        return error_json(exc.status_code, code, message, headers=exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return answer(request, ApiError(exc.status_code, code, message, headers=headers))
+
+    def unavailable(request: Request, backend: str, exc: Exception) -> Response:
+        log.warning("backend_unavailable", path=request.url.path, backend=backend, error=repr(exc))
+        return answer(request, BackendUnavailable(backend, type(exc).__name__))
 
     @app.exception_handler(asyncpg.PostgresConnectionError)
-    async def _pg_down(request: Request, exc: Exception) -> JSONResponse:
-        return _unavailable(request, "postgres", exc)
+    async def _pg_down(request: Request, exc: Exception) -> Response:
+        return unavailable(request, "postgres", exc)
 
     @app.exception_handler(asyncpg.exceptions.UndefinedTableError)
-    async def _pg_not_ready(request: Request, exc: Exception) -> JSONResponse:
+    async def _pg_not_ready(request: Request, exc: Exception) -> Response:
         # The read models are not created yet (projector never ran): not ready, not a bug.
-        return _unavailable(request, "read models", exc)
+        return unavailable(request, "read models", exc)
 
     @app.exception_handler(httpx.TransportError)
-    async def _search_down(request: Request, exc: Exception) -> JSONResponse:
-        return _unavailable(request, "search", exc)
+    async def _search_down(request: Request, exc: Exception) -> Response:
+        return unavailable(request, "search", exc)
 
     @app.exception_handler(OSError)
-    async def _os_error(request: Request, exc: Exception) -> JSONResponse:
-        return _unavailable(request, "backend", exc)
+    async def _os_error(request: Request, exc: Exception) -> Response:
+        return unavailable(request, "backend", exc)
 
     @app.exception_handler(TimeoutError)
-    async def _timeout(request: Request, exc: Exception) -> JSONResponse:
-        return _unavailable(request, "backend", exc)
+    async def _timeout(request: Request, exc: Exception) -> Response:
+        return unavailable(request, "backend", exc)
 
     @app.exception_handler(Exception)
-    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+    async def _bug(request: Request, exc: Exception) -> Response:
         log.error("unhandled_error", path=request.url.path, exc_info=exc)
-        return error_json(500, "internal_error", "An unexpected error occurred.")
-
-
-def _unavailable(request: Request, backend: str, exc: Exception) -> JSONResponse:
-    log.warning("backend_unavailable", path=request.url.path, backend=backend, error=repr(exc))
-    err = BackendUnavailable(backend, type(exc).__name__)
-    return error_json(err.status, err.code, err.message, err.detail, err.headers)
+        return answer(request, ApiError(500, "internal_error", "An unexpected error occurred."))

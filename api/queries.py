@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from api.auth import Principal
+from api.deps import MAX_ID_CHARS
 from api.errors import ApiError
 
 _DOC_COLUMNS = (
     "d.document_id, d.current_version, d.title, d.filename, d.owner, d.visibility, d.tags,"
     " d.media_type, d.page_count, d.status, d.retracted, d.uploaded_at, d.blob_key"
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ORDER_KEY = "coalesce(d.uploaded_at, '-infinity'::timestamptz)"
 
 
@@ -60,16 +63,27 @@ def encode_cursor(uploaded_at: datetime | None, document_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime | None, str]:
-    """The position a cursor names; ApiError 400 when it is not one of ours."""
+    """The position a cursor names; ApiError 400 when it is not one of ours.
+
+    Checked completely, so that nothing a client crafts reaches SQL: a document id of
+    1..MAX_ID_CHARS characters without control characters that encodes as UTF-8 (no lone
+    surrogates), and a timezone-aware timestamp that converts to UTC (`0001-01-01T00:00+14:00`
+    does not).
+    """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         stamp, document_id = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
         if not isinstance(document_id, str) or not (stamp is None or isinstance(stamp, str)):
             raise ValueError("bad cursor shape")
+        if not 1 <= len(document_id) <= MAX_ID_CHARS or _CONTROL.search(document_id):
+            raise ValueError("bad document id")
+        document_id.encode("utf-8")
         when = datetime.fromisoformat(stamp) if stamp else None
-        if when is not None and when.tzinfo is None:
-            raise ValueError("naive timestamp")
-    except (ValueError, TypeError, UnicodeError) as exc:
+        if when is not None:
+            if when.tzinfo is None:
+                raise ValueError("naive timestamp")
+            when.astimezone(UTC)
+    except (ValueError, TypeError, UnicodeError, OverflowError) as exc:
         raise ApiError(400, "invalid_cursor", "The cursor is not valid.") from exc
     return when, document_id
 

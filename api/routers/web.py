@@ -63,14 +63,17 @@ def _render(
     )
 
 
-def _error_page(request: Request, exc: ApiError) -> HTMLResponse:
-    titles = {404: "未找到", 401: "令牌无效", 503: "服务暂不可用"}
-    return _render(
+def error_page(request: Request, exc: ApiError) -> HTMLResponse:
+    """The web page's answer to any error (the app's error handlers use it for `/web/...`)."""
+    titles = {404: "未找到", 401: "令牌无效", 503: "服务暂不可用", 500: "服务出错"}
+    page = _render(
         request,
         "error.html",
         {"title": titles.get(exc.status, "请求有误"), "message": exc.message, "nav": ""},
         status_code=exc.status,
     )
+    page.headers.update(exc.headers or {})
+    return page
 
 
 async def _conn(state: AppState) -> Any:
@@ -161,7 +164,7 @@ async def search_page(
         result = answer.model
     except ApiError as exc:
         if exc.status >= 500 or exc.status == 401:
-            return _error_page(request, exc)
+            return error_page(request, exc)
         context["error"] = exc.message
         return _render(request, "search.html", context, status_code=exc.status)
 
@@ -258,7 +261,7 @@ async def _document_list(
         async with await _conn(state) as conn:
             result = await queries.list_documents(conn, caller, filters, limit=50, cursor=cursor)
     except ApiError as exc:
-        return _error_page(request, exc)
+        return error_page(request, exc)
     documents = [summary_from_row(r) for r in result.rows]
     next_url = None
     if result.next_cursor:
@@ -279,7 +282,7 @@ async def document_page(
         async with await _conn(state) as conn:
             doc = await document_detail(conn, caller, document_id)
     except ApiError as exc:
-        return _error_page(request, exc)
+        return error_page(request, exc)
     return _render(request, "document.html", {"nav": "documents", "doc": doc})
 
 
@@ -298,7 +301,7 @@ async def reading_page(
             doc = await document_detail(conn_, caller, document_id)
             page = await page_detail(conn_, caller, document_id, page_number)
     except ApiError as exc:
-        return _error_page(request, exc)
+        return error_page(request, exc)
     clean_segments = mark_spans(
         page.cleaned_text or "",
         (
@@ -352,7 +355,7 @@ async def entities_page(
                 conn, caller, entity_type=etype, prefix=q or None, limit=200
             )
     except ApiError as exc:
-        return _error_page(request, exc)
+        return error_page(request, exc)
     return _render(
         request,
         "entities.html",
@@ -380,5 +383,5 @@ async def status_page(request: Request, state: State, caller: Caller) -> Respons
         async with await _conn(state) as conn:
             report = await status_report(conn, caller)
     except ApiError as exc:
-        return _error_page(request, exc)
+        return error_page(request, exc)
     return _render(request, "status.html", {"nav": "status", "report": report})

@@ -5,6 +5,7 @@ events by the projections' own code (api/sample_data.py)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -17,8 +18,11 @@ from typing import Any
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
 import pytest_asyncio
+from fastapi.testclient import TestClient
+from hypothesis import strategies as st
 
 from api import sample_data as sample
 from api.app import create_app
@@ -498,6 +502,30 @@ async def test_bad_tokens_are_refused(env: Env, who: str) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize(
+    "authorization", ["Bearer ", "Bearer", "Basic YWxpY2U6c2VjcmV0", "Token abc", "", "pxt_x"]
+)
+async def test_an_authorization_header_that_is_not_a_bearer_token_is_refused(
+    env: Env, authorization: str
+) -> None:
+    """Not silently anonymous: a caller who sent credentials learns they were not taken."""
+    headers = {"Authorization": authorization}
+    for path in ("/documents", "/search?q=蘇軾", "/entities", "/status"):
+        response = await env.client.get(path, headers=headers)
+        assert response.status_code == 401, (authorization, path)
+        assert response.json()["error"]["code"] == "invalid_authorization"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("authorization", ["Bearer pxt_000000000000_" + "x" * 43, "Basic eA=="])
+async def test_a_bad_bearer_on_the_web_page_gets_an_html_page(env: Env, authorization: str) -> None:
+    for path in ("/", "/web/documents", f"/web/documents/{PRIVATE}", "/web/status"):
+        response = await env.client.get(path, headers={"Authorization": authorization})
+        assert response.status_code == 401, path
+        assert response.headers["content-type"].startswith("text/html"), path
+        assert "令牌无效" in response.text, path
+
+
 # ------------------------------------------------------------------------------------------
 # input validation and failing backends
 # ------------------------------------------------------------------------------------------
@@ -530,6 +558,84 @@ async def test_bad_input_is_a_clear_4xx(env: Env, path: str, status: int) -> Non
     assert response.status_code == status, response.text
     error = response.json()["error"]
     assert error["code"] and error["message"]
+
+
+def _cursor(*items: Any) -> str:
+    """A cursor as a client could craft one (our encoding, any content)."""
+    raw = json.dumps(list(items), ensure_ascii=True).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+CURSOR_ROUTES = (
+    "/documents",
+    "/entities/PERSON/李白/documents",
+    "/web/documents",
+    "/web/entities/PERSON/李白",
+)
+CRAFTED_CURSORS = (
+    _cursor("0001-01-01T00:00:00+14:00", "x"),
+    _cursor("9999-12-31T23:59:59-14:00", "x"),
+    _cursor("2024-01-01T00:00:00+00:00", "a\x00b"),
+    _cursor("2024-01-01T00:00:00+00:00", "\ud800"),
+    _cursor("2024-01-01T00:00:00+00:00", ""),
+    _cursor("2024-01-01T00:00:00+00:00", "x" * 201),
+    _cursor("2024-01-01T00:00:00", "x"),
+    _cursor("yesterday", "x"),
+    _cursor(5, "x"),
+    _cursor(None, 7),
+    _cursor("2024-01-01T00:00:00+00:00"),
+    base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    "%%%",
+)
+
+
+@pytest.mark.parametrize("route", CURSOR_ROUTES)
+@pytest.mark.parametrize("cursor", CRAFTED_CURSORS)
+async def test_a_crafted_cursor_is_a_400_never_a_500(env: Env, route: str, cursor: str) -> None:
+    response = await env.get(route, params={"cursor": cursor})
+    assert response.status_code == 400, response.text
+    if route.startswith("/web/"):
+        assert response.headers["content-type"].startswith("text/html")
+        assert "请求有误" in response.text
+    else:
+        assert response.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_no_cursor_or_query_parameter_gives_a_server_error(seeded: Settings) -> None:
+    """Property: whatever a client puts in a cursor or the list routes' parameters, the
+    answer is a 2xx or a 4xx (JSON on the API, HTML on the web page), never a 5xx."""
+    stamps = st.one_of(
+        st.none(),
+        st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
+        st.text(max_size=40),
+        st.integers(),
+    )
+    ids = st.one_of(st.text(max_size=260), st.integers(), st.none())
+    cursors = st.one_of(
+        st.tuples(stamps, ids).map(lambda pair: _cursor(*pair)),
+        st.text(max_size=80),
+    )
+    params = st.fixed_dictionaries(
+        {"cursor": cursors},
+        optional={
+            "limit": st.one_of(st.integers(-5, 300), st.text(max_size=5)),
+            "owner": st.text(max_size=30),
+            "uploaded_from": st.one_of(st.dates().map(str), st.text(max_size=12)),
+            "uploaded_to": st.one_of(st.dates().map(str), st.text(max_size=12)),
+        },
+    )
+
+    with TestClient(create_app(seeded), raise_server_exceptions=False) as client:
+
+        @hypothesis.settings(max_examples=150, deadline=None, derandomize=True)
+        @hypothesis.given(route=st.sampled_from(CURSOR_ROUTES), query=params)
+        def check(route: str, query: dict[str, Any]) -> None:
+            response = client.get(route, params=query)
+            assert response.status_code < 500, (route, query, response.text[:300])
+            kind = response.headers["content-type"]
+            assert kind.startswith("text/html" if route.startswith("/web/") else "application/json")
+
+        check()
 
 
 async def test_unreachable_backends_answer_503(seeded: Settings) -> None:

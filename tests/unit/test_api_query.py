@@ -3,8 +3,9 @@ visibility rule, highlights, text segments, cursors and token helpers."""
 
 from __future__ import annotations
 
+import base64
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -150,6 +151,30 @@ def test_cursor_round_trip_and_rejection() -> None:
         with pytest.raises(ApiError) as info:
             decode_cursor(bad)
         assert info.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("stamp", "document_id"),
+    [
+        ("0001-01-01T00:00:00+14:00", "x"),  # before year 1 in UTC
+        ("9999-12-31T23:59:59-14:00", "x"),  # after year 9999 in UTC
+        ("2024-01-01T00:00:00", "x"),  # no timezone
+        ("2024-01-01T00:00:00+00:00", "a\x00b"),
+        ("2024-01-01T00:00:00+00:00", "\ud800"),  # lone surrogate
+        ("2024-01-01T00:00:00+00:00", ""),
+        ("2024-01-01T00:00:00+00:00", "x" * 201),
+    ],
+)
+def test_a_cursor_naming_no_real_position_is_invalid(stamp: str, document_id: str) -> None:
+    raw = json.dumps([stamp, document_id]).encode()
+    with pytest.raises(ApiError) as caught:
+        decode_cursor(base64.urlsafe_b64encode(raw).decode())
+    assert (caught.value.status, caught.value.code) == (400, "invalid_cursor")
+
+
+def test_a_cursor_at_the_edge_of_the_range_that_is_real_decodes() -> None:
+    edge = datetime(1, 1, 1, 14, tzinfo=timezone(timedelta(hours=14)))
+    assert decode_cursor(encode_cursor(edge, "文-1")) == (edge, "文-1")
 
 
 def test_token_helpers() -> None:
