@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -32,7 +34,16 @@ Anonymous callers see public documents only; an owner's token sees public docume
 the owner's own; an admin token sees everything. Counts (facets, entity browse, status)
 follow the same rule.
 
-**Errors** are JSON: `{"error": {"code": ..., "message": ..., "detail": ...}}`.
+The bearer token is optional on every route (OpenAPI: `security: [{}, {"HTTPBearer": []}]`);
+an `Authorization` header that is not `Bearer <token>`, or a token that is unknown, revoked
+or expired, is a 401.
+
+**Errors** are JSON: `{"error": {"code": ..., "message": ..., "detail": ...}}` — 400 for a
+request the API cannot serve (a cursor it did not make, a result window too deep), 404 for
+a document or page that does not exist or that the caller may not see, 422 for invalid
+parameters (dates read `YYYY-MM-DD`). The web page (`/`, `/web/...`) answers errors with
+an HTML page. The schema-registry routes (`/schemas/...`, `/subjects/...`, `/config`)
+answer as Confluent's registry does: `{"error_code": 40403, "message": ...}`.
 """
 
 
@@ -92,7 +103,26 @@ def create_app(settings: Settings) -> FastAPI:
     if offline_docs:
         _serve_offline_docs(app, offline_docs)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.openapi = lambda: _openapi_with_optional_auth(app)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_optional_auth(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the bearer token marked optional where it is (every route:
+    anonymous callers see public documents), as OpenAPI says it: `security: [{}, {...}]`."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+        )
+        for operation in (op for item in schema["paths"].values() for op in item.values()):
+            security = operation.get("security")
+            if security and {} not in security:
+                operation["security"] = [{}, *security]
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _offline_docs_assets() -> str | None:

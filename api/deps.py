@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Path, Request
-from pydantic import StringConstraints
+from pydantic import BeforeValidator, StringConstraints
 
 from api.auth import Principal, current_principal
 from api.state import AppState
@@ -35,6 +37,18 @@ DocumentId = Annotated[
         description="The document id (a UUID for uploads made by `piaoxi upload`).",
     ),
 ]
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date_text(value: object) -> object:
+    """Only `YYYY-MM-DD`: pydantic alone also takes `0` or `86400` (seconds since 1970)."""
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("a date reads YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+
 PageNumber = Annotated[int, Path(ge=1, le=MAX_PAGE_NUMBER, description="1-based page number.")]
 
 

@@ -67,6 +67,11 @@ class BackendUnavailable(ApiError):
         )
 
 
+INVALID_CURSOR_RESPONSE: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The cursor was not made by this API."}
+}
+
+
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found.")
 

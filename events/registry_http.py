@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Path
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from events.registry import (
     BrowsableRegistry,
@@ -64,11 +65,47 @@ def error_response(status: int, code: int, message: str) -> RegistryJSON:
     return RegistryJSON({"error_code": code, "message": message}, status_code=status)
 
 
+class RegistryErrorBody(BaseModel):
+    """A registry error, as Confluent's Schema Registry writes it (not piaoxi's format)."""
+
+    error_code: int
+    message: str
+
+
+def _registry_error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {CONTENT_TYPE: {"schema": RegistryErrorBody.model_json_schema()}},
+    }
+
+
+REGISTRY_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: _registry_error("Unknown schema id (40403), subject (40401) or version (40402)."),
+    422: _registry_error("Not a version number nor `latest` (42202)."),
+    500: _registry_error("The schema log cannot be read (50001)."),
+}
+
+
+# A version number or `latest`: stated in the schema, checked by the route itself so that a
+# bad one gets the registry's own 42202 answer (FastAPI's validation would answer in
+# piaoxi's error format, which registry clients do not read).
+VersionParam = Annotated[
+    str,
+    Path(
+        description='1..2^31-1, -1 or "latest".',
+        json_schema_extra={"pattern": r"^(latest|-1|[1-9][0-9]{0,9})$"},
+    ),
+]
+
+
 def registry_router(
     settings: Settings | None = None, *, registry: BrowsableRegistry | None = None
 ) -> APIRouter:
-    """The registry endpoints for `settings` (or an explicit registry), resolved lazily."""
-    router = APIRouter(default_response_class=RegistryJSON, tags=["schema registry"])
+    """The registry endpoints for `settings` (or an explicit registry), resolved lazily.
+    Errors are Confluent's `{"error_code", "message"}` (documented per route)."""
+    router = APIRouter(
+        default_response_class=RegistryJSON, tags=["schema registry"], responses=REGISTRY_ERRORS
+    )
     holder: dict[str, BrowsableRegistry] = {}
 
     def get_registry() -> BrowsableRegistry:
@@ -171,13 +208,13 @@ def registry_router(
         return respond(lambda: versions_of(subject))
 
     @router.get("/subjects/{subject}/versions/{version}", summary="One version of a subject")
-    def get_version(subject: str, version: str) -> RegistryJSON:
+    def get_version(subject: str, version: VersionParam) -> RegistryJSON:
         return respond(lambda: version_of(subject, version))
 
     @router.get(
         "/subjects/{subject}/versions/{version}/schema", summary="Only the schema of a version"
     )
-    def get_version_schema(subject: str, version: str) -> RegistryJSON:
+    def get_version_schema(subject: str, version: VersionParam) -> RegistryJSON:
         return respond(lambda: json.loads(version_of(subject, version)["schema"]))
 
     @router.get("/config", summary="The global compatibility level")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import date
 from typing import Annotated, Any
 
 import asyncpg
@@ -21,10 +20,17 @@ from api.deps import (
     Conn,
     DocumentId,
     FilterText,
+    IsoDate,
     PageNumber,
     State,
 )
-from api.errors import ApiError, BackendUnavailable, ErrorResponse, not_found
+from api.errors import (
+    INVALID_CURSOR_RESPONSE,
+    ApiError,
+    BackendUnavailable,
+    ErrorResponse,
+    not_found,
+)
 from api.models import (
     DocumentDetail,
     DocumentPage,
@@ -70,7 +76,12 @@ def summary_from_row(row: asyncpg.Record) -> DocumentSummary:
 Text = Annotated[str | None, Query(max_length=200, pattern=NO_CONTROL)]
 
 
-@router.get("", response_model=DocumentPage, summary="List visible documents")
+@router.get(
+    "",
+    response_model=DocumentPage,
+    summary="List visible documents",
+    responses=INVALID_CURSOR_RESPONSE,
+)
 async def list_documents(
     conn: Conn,
     caller: Caller,
@@ -87,8 +98,12 @@ async def list_documents(
         int | None, Query(ge=MIN_YEAR, le=MAX_YEAR, description="Era dates from (AD year).")
     ] = None,
     year_to: Annotated[int | None, Query(ge=MIN_YEAR, le=MAX_YEAR)] = None,
-    uploaded_from: Annotated[date | None, Query(description="Uploaded on or after.")] = None,
-    uploaded_to: Annotated[date | None, Query(description="Uploaded on or before.")] = None,
+    uploaded_from: Annotated[
+        IsoDate | None, Query(description="Uploaded on or after (YYYY-MM-DD).")
+    ] = None,
+    uploaded_to: Annotated[
+        IsoDate | None, Query(description="Uploaded on or before (YYYY-MM-DD).")
+    ] = None,
     title: Annotated[
         str | None, Query(max_length=100, pattern=NO_CONTROL, description="Title contains.")
     ] = None,

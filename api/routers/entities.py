@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 
 from api import queries
 from api.deps import ENTITY_TYPE, NO_CONTROL, Caller, Conn
+from api.errors import INVALID_CURSOR_RESPONSE
 from api.models import EntityCount, EntityDocuments, EntityList
 from api.routers.documents import summary_from_row
 
@@ -47,6 +48,7 @@ async def list_entities(
     "/{entity_type}/{value}/documents",
     response_model=EntityDocuments,
     summary="Visible documents mentioning one entity",
+    responses=INVALID_CURSOR_RESPONSE,
 )
 async def entity_documents(
     conn: Conn,

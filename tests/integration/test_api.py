@@ -545,6 +545,9 @@ async def test_a_bad_bearer_on_the_web_page_gets_an_html_page(env: Env, authoriz
         ("/documents?cursor=nonsense", 400),
         ("/documents?status=lost", 422),
         ("/documents?uploaded_from=yesterday", 422),
+        ("/documents?uploaded_to=0", 422),  # not 1970-01-01
+        ("/documents?uploaded_from=86400", 422),
+        ("/documents?uploaded_from=2024-1-1", 422),
         ("/documents/" + "x" * 300, 422),
         ("/documents/doc-jingyesi/pages/0", 422),
         ("/documents/doc-jingyesi/pages/99999999999", 422),
