@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.errors import ErrorResponse, install_error_handlers
+from api.headers import SecurityHeadersMiddleware
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.state import AppState
 from piaoxi.settings import Settings
@@ -102,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     if offline_docs:
         _serve_offline_docs(app, offline_docs)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi_with_optional_auth(app)  # type: ignore[method-assign]
     return app

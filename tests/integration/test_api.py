@@ -502,6 +502,33 @@ async def test_bad_tokens_are_refused(env: Env, who: str) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
 
 
+async def test_every_answer_carries_security_headers_and_credentialed_ones_are_not_cached(
+    env: Env,
+) -> None:
+    image = f"/documents/{sample.PUBLIC_POEM}/pages/1/image"
+    paths = ("/", "/web/documents", "/documents", "/search?q=月", image, "/nowhere", "/docs")
+    for path in paths:
+        anonymous = await env.get(path)
+        with_bearer = await env.get(path, "bob")
+        env.client.cookies.set("piaoxi_token", env.tokens["bob"])
+        try:
+            with_cookie = await env.client.get(path)
+        finally:
+            env.client.cookies.clear()
+        for response in (anonymous, with_bearer, with_cookie):
+            headers = response.headers
+            assert headers["x-frame-options"] == "DENY", path
+            assert headers["referrer-policy"] == "no-referrer", path
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+            vary = {v.strip().lower() for v in headers["vary"].split(",")}
+            assert {"authorization", "cookie"} <= vary, path
+        assert "no-store" not in anonymous.headers.get("cache-control", ""), path
+        for response in (with_bearer, with_cookie):
+            assert response.headers["cache-control"] == "private, no-store", path
+    page = (await env.get("/")).headers["content-security-policy"]
+    assert "script-src 'self';" in page and "unsafe-inline" not in page
+
+
 @pytest.mark.parametrize(
     "authorization", ["Bearer ", "Bearer", "Basic YWxpY2U6c2VjcmV0", "Token abc", "", "pxt_x"]
 )

@@ -48,12 +48,23 @@ def browser() -> Iterator[Any]:
         "--lang=zh-CN",
     ):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     try:
         yield driver
     finally:
         driver.quit()
+
+
+def assert_no_policy_violations(browser: Any) -> None:
+    """The page works under its Content-Security-Policy: nothing was refused."""
+    refused = [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
+    assert not refused, refused
 
 
 @pytest.fixture
@@ -110,6 +121,7 @@ def test_search_open_and_toggle_raw_text(
     browser.find_element(By.ID, "show-clean").click()
     wait.until(ec.visibility_of(clean))
     assert (shots / "reading-raw.png").stat().st_size > 0
+    assert_no_policy_violations(browser)
 
 
 def test_reading_view_with_image_on_a_narrow_screen(
@@ -149,3 +161,4 @@ def test_openapi_docs_render_offline(
     operations = browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
     assert any("/search" in op.text for op in operations)
     browser.save_screenshot(str(shots / "docs.png"))
+    assert_no_policy_violations(browser)
