@@ -34,8 +34,7 @@ def carries_credentials(headers: Headers) -> bool:
     if "authorization" in headers:
         return True
     return any(
-        part.strip().startswith(TOKEN_COOKIE + "=")
-        for part in headers.get("cookie", "").split(";")
+        part.strip().startswith(TOKEN_COOKIE + "=") for part in headers.get("cookie", "").split(";")
     )
 
 
