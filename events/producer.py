@@ -3,7 +3,8 @@
 `Uploader` is the Python API behind `piaoxi upload` (and any other producer):
 
 - bad input is refused at the door (`UploadRefused`, one clear line): missing, unreadable,
-  empty, over `settings.max_upload_bytes`, or not a supported type by content sniffing;
+  empty, over `settings.max_upload_bytes`, not a supported type by content sniffing, or
+  an image (PNG/JPEG/TIFF) that does not decode within `settings.max_image_pixels`;
 - the blob is stored content-addressed at `blobs/<sha256>` (identical content is stored
   once), and only then `DocumentUploaded` is published with acks=all, keyed by document_id;
 - the object store or broker being down is retried with backoff, then `UploadFailed`;
@@ -64,7 +65,7 @@ from events.records import (
     ProcessingFailed,
     utc_now,
 )
-from events.sniff import describe_unsupported, sniff_media_type
+from events.sniff import JPEG, PNG, TIFF, describe_unsupported, image_problem, sniff_media_type
 from events.topics import Topics
 from piaoxi.log import get_logger
 
@@ -84,6 +85,9 @@ OCR_ENGINES = ("rapidocr", "tesseract")
 
 log = get_logger(__name__)
 T = TypeVar("T")
+
+
+IMAGE_TYPES = (PNG, JPEG, TIFF)
 
 
 class UploadRefused(Exception):
@@ -540,6 +544,12 @@ class Uploader:
                 f"unsupported type ({describe_unsupported(data)}); accepted: PNG, JPEG, "
                 "TIFF, PDF, DOCX, plain text",
             )
+        if media_type in IMAGE_TYPES:
+            problem = await asyncio.to_thread(
+                image_problem, data, int(self.settings.max_image_pixels)
+            )
+            if problem:
+                raise UploadRefused(subject, problem)
         sha256 = await asyncio.to_thread(_sha256, data) if len(data) > 1 << 20 else _sha256(data)
         key = blob_key(sha256)
         owner_key = dedupe_key(self.settings, owner, sha256)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 import unicodedata
+import warnings
 import zipfile
+
+from PIL import Image
 
 PNG = "image/png"
 JPEG = "image/jpeg"
@@ -57,6 +61,54 @@ def known_unsupported(data: bytes) -> str | None:
     for magic, name in _KNOWN_UNSUPPORTED.items():
         if data.startswith(magic):
             return name
+    return None
+
+
+_OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
+_PILLOW_BOMB = re.compile(r"Image size \((\d+) pixels\) exceeds limit")
+
+
+def plain_reason(exc: BaseException) -> str:
+    """An exception's message fit for a user: no Python object reprs (Pillow writes
+    `cannot identify image file <_io.BytesIO object at 0x…>`), never empty."""
+    text = " ".join(_OBJECT_REPR.sub("", str(exc)).split())
+    return text or type(exc).__name__
+
+
+def pixel_limit_message(what: str, pixels: int, limit: int) -> str:
+    return (
+        f"{what} has an image of {pixels:,} pixels; the limit is {limit:,}"
+        " (PIAOXI_MAX_IMAGE_PIXELS; it guards against decompression bombs)"
+    )
+
+
+def bomb_message(what: str, exc: Image.DecompressionBombError, limit: int) -> str:
+    """Pillow's own bomb refusal, told with the configured limit instead of Pillow's."""
+    found = _PILLOW_BOMB.search(str(exc))
+    if found:
+        return pixel_limit_message(what, int(found.group(1)), limit)
+    return f"{what} has an image of more than {limit:,} pixels (PIAOXI_MAX_IMAGE_PIXELS)"
+
+
+def image_problem(data: bytes, max_pixels: int) -> str | None:
+    """Why a PNG/JPEG/TIFF file cannot be read as an image (None: its first image decodes
+    within `max_pixels`). Decodes for real: a PNG header followed by noise is caught here,
+    at the door, not later in the worker."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above its own 89 M pixels; the configured limit is what counts.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width <= 0 or height <= 0:
+                    return f"the image has no area ({width}x{height})"
+                if width * height > max_pixels:
+                    return pixel_limit_message("the file", width * height, max_pixels)
+                image.load()
+    except Image.DecompressionBombError as exc:
+        return bomb_message("the file", exc, max_pixels)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        return f"not a readable image: {plain_reason(exc)}"
     return None
 
 

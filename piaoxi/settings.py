@@ -102,9 +102,15 @@ class Settings(BaseSettings):
     max_attempts: int = Field(3, description="Attempts for transient errors before failing.")
     ocr_engine: Literal["rapidocr", "tesseract"] = Field("rapidocr", description="OCR engine.")
     max_upload_bytes: int = Field(200 * 1024 * 1024, description="Largest accepted file.")
-    max_pages: int = Field(2000, description="Most pages taken from one document.")
+    max_pages: int = Field(
+        2000,
+        description="Most pages in one document: a longer one is refused whole, never cut"
+        " (ProcessingFailed naming the limit).",
+    )
     max_image_pixels: int = Field(
-        120_000_000, description="Largest decoded image (decompression-bomb guard)."
+        120_000_000,
+        description="Largest image in pixels (decompression-bomb guard): a larger one is"
+        " refused at upload, or by the worker when another producer sent it.",
     )
     cleanup_temp_files: bool = Field(True, description="Delete stage temp files when done.")
     cleanup_on_error: bool = Field(False, description="Delete temp files of failed pages too.")

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from events.sniff import bomb_message, pixel_limit_message, plain_reason
 from streams import ocr
 from streams.errors import (
     ArchiveBomb,
@@ -374,29 +375,28 @@ def _check_pixels(size: tuple[int, int], limit: int, what: str) -> None:
     if width <= 0 or height <= 0:
         raise CorruptInput(f"{what} has an image of size {width}x{height}")
     if width * height > limit:
-        raise ImageTooLarge(
-            f"{what} has an image of {width}x{height} = {width * height:,} pixels; the limit"
-            f" is {limit:,} (this guards against decompression bombs)"
-        )
+        raise ImageTooLarge(pixel_limit_message(what, width * height, limit))
 
 
-def _open_image(data: bytes, what: str) -> Image.Image:
+def _open_image(data: bytes, what: str, limit: int) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"{what} is a decompression bomb: {exc}") from exc
+        raise ImageTooLarge(bomb_message(what, exc, limit)) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptInput(f"{what} is a damaged image: {exc}") from exc
+        raise CorruptInput(f"{what} is a damaged image: {plain_reason(exc)}") from exc
 
 
 def _split_image(data: bytes, kind: MediaKind, limits: Limits, what: str) -> list[PageSource]:
-    image = _open_image(data, what)
+    image = _open_image(data, what, limits.max_image_pixels)
     try:
         frames = int(getattr(image, "n_frames", 1)) if kind is MediaKind.TIFF else 1
     except (OSError, ValueError, SyntaxError) as exc:
-        raise CorruptInput(f"{what} is a damaged TIFF: {exc}") from exc
+        raise CorruptInput(f"{what} is a damaged TIFF: {plain_reason(exc)}") from exc
     if frames > limits.max_pages:
-        raise TooManyPages(f"{what} has {frames:,} pages; the limit is {limits.max_pages:,}")
+        raise TooManyPages(
+            f"{what} has {frames:,} pages; the limit is {limits.max_pages:,} (PIAOXI_MAX_PAGES)"
+        )
     common = {
         "page_count": frames,
         "media_kind": kind,
@@ -410,7 +410,7 @@ def _split_image(data: bytes, kind: MediaKind, limits: Limits, what: str) -> lis
             try:
                 image.verify()  # CRCs of every chunk: catches truncation cheaply
             except (OSError, SyntaxError, ValueError) as exc:
-                raise CorruptInput(f"{what} is a damaged PNG image: {exc}") from exc
+                raise CorruptInput(f"{what} is a damaged PNG image: {plain_reason(exc)}") from exc
         return [PageSource(page_number=1, payload=data, **common)]  # type: ignore[arg-type]
     pages: list[PageSource] = []
     for index in range(frames):
@@ -420,7 +420,9 @@ def _split_image(data: bytes, kind: MediaKind, limits: Limits, what: str) -> lis
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise CorruptInput(f"{what} has a damaged page {index + 1}: {exc}") from exc
+            raise CorruptInput(
+                f"{what} has a damaged page {index + 1}: {plain_reason(exc)}"
+            ) from exc
         pages.append(
             PageSource(page_number=index + 1, payload=buffer.getvalue(), **common)  # type: ignore[arg-type]
         )
@@ -439,11 +441,13 @@ def _split_pdf(data: bytes, limits: Limits, what: str) -> list[PageSource]:
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
-        raise CorruptInput(f"{what} is a damaged or encrypted PDF: {exc}") from exc
+        raise CorruptInput(f"{what} is a damaged or encrypted PDF: {plain_reason(exc)}") from exc
     try:
         count = len(document)
         if count > limits.max_pages:
-            raise TooManyPages(f"{what} has {count:,} pages; the limit is {limits.max_pages:,}")
+            raise TooManyPages(
+                f"{what} has {count:,} pages; the limit is {limits.max_pages:,} (PIAOXI_MAX_PAGES)"
+            )
         pages: list[PageSource] = []
         for index in range(count):
             page = document[index]
@@ -455,7 +459,9 @@ def _split_pdf(data: bytes, limits: Limits, what: str) -> list[PageSource]:
                     True for _ in page.get_objects(filter=[pdfium_raw.FPDF_PAGEOBJ_IMAGE])
                 )
             except pdfium.PdfiumError as exc:
-                raise CorruptInput(f"{what} has a damaged page {index + 1}: {exc}") from exc
+                raise CorruptInput(
+                    f"{what} has a damaged page {index + 1}: {plain_reason(exc)}"
+                ) from exc
             finally:
                 page.close()
             visible = sum(1 for ch in text if not ch.isspace())
@@ -525,7 +531,7 @@ def _check_zip(data: bytes, limits: Limits, what: str) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CorruptInput(f"{what} is a damaged DOCX (zip): {exc}") from exc
+        raise CorruptInput(f"{what} is a damaged DOCX (zip): {plain_reason(exc)}") from exc
     if len(infos) > limits.max_zip_entries:
         raise ArchiveBomb(
             f"{what} holds {len(infos):,} files; a DOCX with more than"
@@ -553,9 +559,11 @@ def _split_docx(data: bytes, limits: Limits, what: str) -> list[PageSource]:
     try:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise CorruptInput(f"{what} is a damaged DOCX: {exc}") from exc
+        raise CorruptInput(f"{what} is a damaged DOCX: {plain_reason(exc)}") from exc
     except Exception as exc:  # lxml syntax errors and friends
-        raise CorruptInput(f"{what} is a damaged DOCX: {type(exc).__name__}: {exc}") from exc
+        raise CorruptInput(
+            f"{what} is a damaged DOCX: {type(exc).__name__}: {plain_reason(exc)}"
+        ) from exc
     body = document.element.body
     vertical = any(
         el.get(f"{_W}val") in ("tbRl", "tbRlV", "tbLrV") for el in body.iter(f"{_W}textDirection")
@@ -566,7 +574,9 @@ def _split_docx(data: bytes, limits: Limits, what: str) -> list[PageSource]:
     if not texts or not any(t.strip() for t in texts):
         raise EmptyInput(f"{what} has no text")
     if len(texts) > limits.max_pages:
-        raise TooManyPages(f"{what} has {len(texts):,} pages; the limit is {limits.max_pages:,}")
+        raise TooManyPages(
+            f"{what} has {len(texts):,} pages; the limit is {limits.max_pages:,} (PIAOXI_MAX_PAGES)"
+        )
     return [
         PageSource(
             page_number=i + 1,
@@ -614,7 +624,8 @@ def _split_text(data: bytes, limits: Limits, what: str) -> list[PageSource]:
         chunks.pop()
     if len(chunks) > limits.max_pages:
         raise TooManyPages(
-            f"{what} makes {len(chunks):,} pages of text; the limit is {limits.max_pages:,}"
+            f"{what} makes {len(chunks):,} pages of text;"
+            f" the limit is {limits.max_pages:,} (PIAOXI_MAX_PAGES)"
         )
     return [
         PageSource(
@@ -718,14 +729,14 @@ def _text_result(source: PageSource, requested: LayoutRequest) -> PageResult:
 def _page_image(source: PageSource, what: str) -> Image.Image:
     if source.payload_kind == "pdf":
         return render_pdf_page(source, what)
-    image = _open_image(source.payload, what)
+    image = _open_image(source.payload, what, source.max_image_pixels)
     _check_pixels(image.size, source.max_image_pixels, what)
     try:
         image.load()
     except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(f"{what} is a decompression bomb: {exc}") from exc
+        raise ImageTooLarge(bomb_message(what, exc, source.max_image_pixels)) from exc
     except (OSError, SyntaxError, ValueError) as exc:
-        raise CorruptInput(f"{what} is a damaged image: {exc}") from exc
+        raise CorruptInput(f"{what} is a damaged image: {plain_reason(exc)}") from exc
     from PIL import ImageOps
 
     return ImageOps.exif_transpose(image) or image
@@ -739,7 +750,7 @@ def render_pdf_page(source: PageSource, what: str = "the page") -> Image.Image:
         document = pdfium.PdfDocument(source.payload)
         page = document[0]
     except (pdfium.PdfiumError, IndexError) as exc:
-        raise CorruptInput(f"{what} of the PDF cannot be read: {exc}") from exc
+        raise CorruptInput(f"{what} of the PDF cannot be read: {plain_reason(exc)}") from exc
     try:
         width, height = page.get_size()
         if width <= 0 or height <= 0:
@@ -751,7 +762,7 @@ def render_pdf_page(source: PageSource, what: str = "the page") -> Image.Image:
         bitmap = page.render(scale=scale, grayscale=True)
         return bitmap.to_pil()
     except pdfium.PdfiumError as exc:
-        raise CorruptInput(f"{what} of the PDF cannot be rendered: {exc}") from exc
+        raise CorruptInput(f"{what} of the PDF cannot be rendered: {plain_reason(exc)}") from exc
     finally:
         page.close()
         document.close()

@@ -14,13 +14,11 @@ import hashlib
 import io
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
 import unicodedata
 import uuid
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from events import (
     codec_for,
 )
 from piaoxi.settings import Settings
+from tests.crafted import bomb_png
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -81,24 +80,6 @@ def cleaned_truth(name: str) -> str:
 
 def truth(name: str) -> str:
     return (SAMPLES / "truth" / name).read_text(encoding="utf-8")
-
-
-def bomb_png(width: int = 60_000, height: int = 60_000) -> bytes:
-    """A tiny PNG whose header claims width x height pixels (a decompression bomb)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body))
-            + kind
-            + body
-            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    rows = zlib.compress(b"\x00" * (width + 1) * 16, 9)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
-    )
 
 
 async def create_topics(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from events.registry import EmbeddedRegistry
 from events.registry_http import CONTENT_TYPE, registry_app
 from events.schemas import default_catalog
 from piaoxi.settings import Settings
+from tests.crafted import small_png
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ async def test_confluent_deserializer_decodes_an_uploaded_event(
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    png = b"\x89PNG\r\n\x1a\n" + b"registry test " * 100
+    png = small_png()
     async with Uploader(settings) as uploader:
         result = await uploader.upload_bytes(
             png, filename="卷一.png", owner="scholar", tags=["明史"], layout="vertical"

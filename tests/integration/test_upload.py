@@ -26,10 +26,11 @@ from events.producer import (
 from events.readback import read_messages
 from events.registry import EmbeddedRegistry
 from piaoxi.settings import Settings
+from tests.crafted import bomb_png, noise_png, small_png
 
 pytestmark = pytest.mark.integration
 
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+PNG = small_png()
 
 
 def uploaded_events(settings: Settings, count: int) -> list[DocumentUploaded | DocumentRetracted]:
@@ -132,6 +133,8 @@ def test_bad_input_is_refused_per_file_and_the_rest_uploaded(settings: Settings)
     (folder / "empty.png").write_bytes(b"")
     (folder / "huge.png").write_bytes(PNG + b"\x00" * 5000)
     (folder / "binary.png").write_bytes(bytes(range(256)) * 8)  # named .png, is not one
+    (folder / "noise.png").write_bytes(noise_png(2000))  # a PNG signature, then noise
+    (folder / "bomb.png").write_bytes(bomb_png())  # claims 60,000 x 60,000 pixels
     zipped = io.BytesIO()
     with zipfile.ZipFile(zipped, "w") as archive:
         archive.writestr("content.xml", "<x/>")
@@ -147,6 +150,8 @@ def test_bad_input_is_refused_per_file_and_the_rest_uploaded(settings: Settings)
         "empty.png",
         "huge.png",
         "binary.png",
+        "noise.png",
+        "bomb.png",
         "not-docx.docx",
         "locked.txt",
         "missing.tif",
@@ -181,6 +186,9 @@ def test_bad_input_is_refused_per_file_and_the_rest_uploaded(settings: Settings)
         "empty.png": "empty file",
         "huge.png": f"{len(PNG) + 5000:,} bytes is over the upload limit of 4,096 bytes",
         "binary.png": refusals.get("binary.png", "-"),
+        "noise.png": refusals.get("noise.png", "-"),
+        "bomb.png": "the file has an image of 3,600,000,000 pixels; the limit is 120,000,000"
+        " (PIAOXI_MAX_IMAGE_PIXELS; it guards against decompression bombs)",
         "not-docx.docx": refusals.get("not-docx.docx", "-"),
         "locked.txt": refusals.get("locked.txt", "-"),
         "missing.tif": "no such file",
@@ -188,6 +196,8 @@ def test_bad_input_is_refused_per_file_and_the_rest_uploaded(settings: Settings)
     }
     assert refusals["locked.txt"].startswith("cannot read: ")
     assert refusals["binary.png"].startswith("unsupported type (binary data)")
+    assert refusals["noise.png"].startswith("not a readable image: ")
+    assert " at 0x" not in refusals["noise.png"]
     assert refusals["not-docx.docx"].startswith("unsupported type (a zip archive")
     rows = {row["path"]: row for row in json.loads(done.stdout)}
     assert rows["good.txt"]["status"] == "uploaded"

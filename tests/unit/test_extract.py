@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
-import struct
 import zipfile
-import zlib
 from pathlib import Path
 
 import pytest
@@ -32,6 +30,7 @@ from streams.extract import (
     sniff,
     split_pages,
 )
+from tests.crafted import PNG_SIGNATURE, bomb_png, noise_png, truncated_png
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 TRUTH = SAMPLES / "truth"
@@ -246,23 +245,27 @@ def test_corrupt_pdf_and_docx_are_bad_input() -> None:
         split_pages(docx[:2000] + bytes(200) + docx[2200:])
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_image_is_refused_before_decoding() -> None:
-    bomb = _png_header_only(200_000, 200_000)  # 40 gigapixels in a few bytes
-    assert len(bomb) < 200
-    with pytest.raises(ImageTooLarge, match="decompression"):
+    bomb = bomb_png(200_000, 200_000)  # 40 gigapixels in a few bytes
+    assert len(bomb) < 4000
+    with pytest.raises(ImageTooLarge, match="decompression") as caught:
         split_pages(bomb, filename="bomb.png")
-    with pytest.raises(ImageTooLarge):
+    # the configured limit, never Pillow's own (89,478,485 / 178,956,970)
+    assert "the limit is 120,000,000 (PIAOXI_MAX_IMAGE_PIXELS" in str(caught.value)
+    assert "40,000,000,000 pixels" in str(caught.value)
+    assert "89,478,485" not in str(caught.value) and "178956970" not in str(caught.value)
+    with pytest.raises(ImageTooLarge, match="the limit is 10,000 "):
         split_pages(sample("mengzi-horizontal.png"), limits=Limits(max_image_pixels=10_000))
+
+
+@pytest.mark.parametrize("data", [noise_png(), truncated_png(), PNG_SIGNATURE + b"garbage" * 10])
+def test_a_damaged_image_is_told_without_python_reprs(data: bytes) -> None:
+    with pytest.raises(BadInput) as caught:
+        for page in split_pages(data, filename="scan.png"):
+            process_page(page)
+    message = str(caught.value)
+    assert message.startswith("scan.png") or "scan.png" in message, message
+    assert " at 0x" not in message and "<_io" not in message, message
 
 
 def test_a_rendered_pdf_page_respects_the_pixel_limit() -> None:
@@ -272,7 +275,7 @@ def test_a_rendered_pdf_page_respects_the_pixel_limit() -> None:
 
 
 def test_too_many_pages_are_refused() -> None:
-    with pytest.raises(TooManyPages, match="3 pages"):
+    with pytest.raises(TooManyPages, match=r"3 pages; the limit is 2 \(PIAOXI_MAX_PAGES\)"):
         split_pages(sample("daxue-pages.tiff"), limits=Limits(max_pages=2))
     with pytest.raises(TooManyPages):
         split_pages(sample("mengzi-scanned.pdf"), limits=Limits(max_pages=1))

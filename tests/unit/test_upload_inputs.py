@@ -10,6 +10,7 @@ import pytest
 
 from events import sniff
 from piaoxi.commands.upload import expand_paths
+from tests.crafted import bomb_png, noise_png, truncated_png
 
 
 def zip_with(*names: str) -> bytes:
@@ -76,3 +77,30 @@ def test_paths_expand_to_files_folders_and_globs(tmp_path: Path) -> None:
         ("missing.png", None),  # refused by the uploader: "no such file"
         ("empty", "folder has no files"),
     ]
+
+
+def test_an_image_is_decoded_at_the_door() -> None:
+    good = (Path(__file__).parents[2] / "samples" / "mengzi-horizontal.png").read_bytes()
+    assert sniff.image_problem(good, 120_000_000) is None
+    noise = sniff.image_problem(noise_png(), 120_000_000)
+    assert noise == "not a readable image: cannot identify image file"
+    truncated = sniff.image_problem(truncated_png(), 120_000_000)
+    assert truncated is not None and truncated.startswith("not a readable image: ")
+    bomb = sniff.image_problem(bomb_png(12_000, 12_000), 120_000_000)
+    assert bomb == (
+        "the file has an image of 144,000,000 pixels; the limit is 120,000,000"
+        " (PIAOXI_MAX_IMAGE_PIXELS; it guards against decompression bombs)"
+    )
+    small_limit = sniff.image_problem(good, 10_000)
+    assert small_limit is not None and "the limit is 10,000 " in small_limit
+
+
+def test_messages_carry_no_python_reprs() -> None:
+    class Damaged(OSError):
+        pass
+
+    stream = io.BytesIO()
+    assert sniff.plain_reason(Damaged(f"cannot identify image file {stream!r}")) == (
+        "cannot identify image file"
+    )
+    assert sniff.plain_reason(Damaged()) == "Damaged"
