@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     from api.routers.documents import router as documents_router
     from api.routers.entities import router as entities_router
+    from api.routers.exports import router as exports_router
     from api.routers.health import router as health_router
     from api.routers.search import router as search_router
     from api.routers.status import router as status_router
@@ -88,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     for router in (
         documents_router,
+        exports_router,
         search_router,
         entities_router,
         status_router,

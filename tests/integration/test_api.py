@@ -10,9 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,74 +18,21 @@ import asyncpg
 import httpx
 import hypothesis
 import pytest
-import pytest_asyncio
 from fastapi.testclient import TestClient
 from hypothesis import strategies as st
 
 from api import sample_data as sample
 from api.app import create_app
 from api.db import apply_migrations
-from api.tokens import create_token, revoke_token
+from api.tokens import create_token
 from piaoxi.settings import Settings
+from tests.integration.conftest import Env
 
 pytestmark = pytest.mark.integration
 
 PUBLIC_DOCS = {sample.PUBLIC_POEM, sample.PUBLIC_MEMORIAL, sample.FAILED_SCROLL}
 BOB_DOCS = PUBLIC_DOCS | {sample.PRIVATE_DRAFT}
 ALL_DOCS = BOB_DOCS | {sample.RETRACTED}
-
-
-@dataclass
-class Env:
-    settings: Settings
-    client: httpx.AsyncClient
-    tokens: dict[str, str]
-
-    def headers(self, who: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[who]}"} if who != "anonymous" else {}
-
-    async def get(self, path: str, who: str = "anonymous", **kwargs: Any) -> httpx.Response:
-        return await self.client.get(path, headers=self.headers(who), **kwargs)
-
-
-@pytest.fixture(scope="module")
-def seeded(stack: Settings) -> Iterator[Settings]:
-    """One isolated database + index for the module, with the sample documents."""
-    from piaoxi.stack import create_database, drop_database, isolated_settings
-
-    settings = isolated_settings(stack)
-    create_database(settings)
-    try:
-        asyncio.run(sample.load(settings))
-        sample.put_sample_image(settings)
-        yield settings
-    finally:
-        asyncio.run(sample.drop_search_index(settings))
-        drop_database(settings)
-
-
-@pytest_asyncio.fixture(scope="module")
-async def env(seeded: Settings) -> AsyncIterator[Env]:
-    conn = await asyncpg.connect(seeded.database_url)
-    tokens: dict[str, str] = {}
-    try:
-        await apply_migrations(conn)
-        tokens["alice"], _ = await create_token(conn, owner=sample.ALICE)
-        tokens["bob"], _ = await create_token(conn, owner=sample.BOB)
-        tokens["admin"], _ = await create_token(conn, owner="ops", admin=True)
-        tokens["expired"], _ = await create_token(
-            conn, owner=sample.BOB, expires_in=timedelta(seconds=1)
-        )
-        tokens["revoked"], record = await create_token(conn, owner=sample.BOB)
-        await revoke_token(conn, record.token_id)
-    finally:
-        await conn.close()
-    await asyncio.sleep(1.1)  # let the short token expire
-    app = create_app(seeded)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-        yield Env(seeded, client, tokens)
-    await app.state.piaoxi.close()
 
 
 def doc_ids(body: dict[str, Any]) -> set[str]:
@@ -311,6 +256,11 @@ ROUTES = {
     "/documents/{document_id}",
     "/documents/{document_id}/pages/{page_number}",
     "/documents/{document_id}/pages/{page_number}/image",
+    "/documents/{document_id}/export.tei",
+    "/documents/{document_id}/export.txt",
+    "/documents/{document_id}/entities.csv",
+    "/documents/{document_id}/entities.jsonl",
+    "/documents/{document_id}/manifest.json",
     "/search",
     "/entities",
     "/entities/{entity_type}/{value}/documents",
@@ -326,6 +276,15 @@ ROUTES = {
     "/web/entities/{entity_type}/{value}",
     "/web/status",
 }
+
+
+def export_paths(document_id: str) -> tuple[str, ...]:
+    return tuple(
+        f"/documents/{document_id}/{name}"
+        for name in ("export.tei", "export.txt", "entities.csv", "entities.jsonl", "manifest.json")
+    )
+
+
 # Routes that never touch documents (schema registry, docs, static files).
 DOCUMENT_FREE_PREFIXES = ("/schemas", "/subjects", "/config", "/docs", "/redoc", "/openapi")
 
@@ -350,6 +309,7 @@ async def test_private_document_is_invisible_to_others(env: Env, who: str) -> No
         f"/documents/{PRIVATE}",
         f"/documents/{PRIVATE}/pages/1",
         f"/documents/{PRIVATE}/pages/1/image",
+        *export_paths(PRIVATE),
         f"/web/documents/{PRIVATE}",
         f"/web/documents/{PRIVATE}/pages/1",
     ):
@@ -411,6 +371,9 @@ async def test_owner_and_admin_see_the_private_document(env: Env) -> None:
         assert (await env.get(f"/documents/{PRIVATE}/pages/1", who)).status_code == 200
         image = await env.get(f"/documents/{PRIVATE}/pages/1/image", who)
         assert image.status_code == 404  # it has no page image, but the route answers
+        for path in export_paths(PRIVATE):
+            assert (await env.get(path, who)).status_code == 200, (who, path)
+        assert "秘密手稿" in (await env.get(f"/documents/{PRIVATE}/export.tei", who)).text
         body = await search(env, who, q="蘇軾")
         assert [h["document_id"] for h in body["hits"]] == [PRIVATE]
         assert {"type": "PERSON", "value": "蘇軾", "count": 1} in body["facets"]["entity"]
@@ -475,6 +438,7 @@ async def test_a_private_version_of_a_public_document_stays_private(
                     f"/web/documents/{sample.REVISED}",
                     f"/documents/{sample.REVISED}/pages/1",
                     f"/web/documents/{sample.REVISED}/pages/1",
+                    *export_paths(sample.REVISED),
                     "/documents",
                     "/web/documents",
                     "/search?q=修訂",

@@ -1,0 +1,191 @@
+"""Exports of one document: TEI P5, IIIF Presentation 3, plain text, entity tables.
+
+Read through the same visibility rule as every route (`document_detail` and
+`page_detail` answer 404 for what the caller may not see). Text and tables stream page by
+page; TEI and IIIF are built whole (one document).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from minio.error import S3Error
+from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
+
+from api import exports, queries
+from api.deps import Caller, Conn, DocumentId, State
+from api.errors import BackendUnavailable, ErrorResponse
+from api.exports import PageImage, Script, TextChoice, TextOptions
+from api.models import DocumentDetail, PageDetail
+from api.routers.documents import document_detail, page_detail
+from api.state import AppState
+
+router = APIRouter(prefix="/documents", tags=["exports"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorResponse, "description": "No such (visible) document."}
+}
+TextParam = Annotated[TextChoice, Query(description="The cleaned text or the raw OCR text.")]
+IIIF_TYPE = 'application/ld+json;profile="http://iiif.io/api/presentation/3/context.json"'
+# Enough of an image file to read its size from the header (PNG, JPEG, TIFF).
+IMAGE_HEAD_BYTES = 256 * 1024
+
+
+async def _pages(conn: Any, caller: Any, doc: DocumentDetail) -> list[PageDetail]:
+    return [await page_detail(conn, caller, doc.document_id, p.page_number) for p in doc.pages]
+
+
+def _attachment(doc: DocumentDetail, suffix: str) -> dict[str, str]:
+    return {"Content-Disposition": f'inline; filename="{doc.document_id}{suffix}"'}
+
+
+@router.get(
+    "/{document_id}/export.tei",
+    summary="The document as TEI P5 XML",
+    response_class=Response,
+    responses={200: {"content": {"application/tei+xml": {}}}, **_NOT_FOUND},
+)
+async def export_tei(
+    request: Request,
+    document_id: DocumentId,
+    conn: Conn,
+    caller: Caller,
+    text: TextParam = TextChoice.clean,
+) -> Response:
+    doc = await document_detail(conn, caller, document_id)
+    pages = await _pages(conn, caller, doc)
+    body = exports.tei_document(doc, pages, text=text, base_url=str(request.base_url))
+    return Response(
+        body, media_type="application/tei+xml", headers=_attachment(doc, f".{text.value}.tei.xml")
+    )
+
+
+@router.get(
+    "/{document_id}/export.txt",
+    summary="The document as plain text (pages separated by a form feed)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/plain": {}}}, **_NOT_FOUND},
+)
+async def export_text(
+    document_id: DocumentId,
+    conn: Conn,
+    caller: Caller,
+    text: TextParam = TextChoice.clean,
+    script: Annotated[Script, Query(description="Traditional as the source, or simplified.")] = (
+        Script.traditional
+    ),
+    punctuation: Annotated[bool, Query(description="Keep punctuation marks.")] = True,
+) -> StreamingResponse:
+    doc = await document_detail(conn, caller, document_id)
+    pages = await _pages(conn, caller, doc)
+    options = TextOptions(text=text, script=script, punctuation=punctuation)
+    return StreamingResponse(
+        _stream(exports.plain_text(pages, options)),
+        media_type="text/plain; charset=utf-8",
+        headers=_attachment(doc, ".txt"),
+    )
+
+
+def _table_route(
+    suffix: str, media_type: str, lines: Callable[[Iterable[dict[str, Any]]], Any]
+) -> Any:
+    async def export_entities(document_id: DocumentId, conn: Conn, caller: Caller) -> Response:
+        doc = await document_detail(conn, caller, document_id)
+        pages = await _pages(conn, caller, doc)
+        return StreamingResponse(
+            _stream(lines(exports.entity_rows(doc, pages))),
+            media_type=media_type,
+            headers=_attachment(doc, f".entities{suffix}"),
+        )
+
+    return export_entities
+
+
+router.add_api_route(
+    "/{document_id}/entities.csv",
+    _table_route(".csv", "text/csv; charset=utf-8", exports.csv_lines),
+    methods=["GET"],
+    summary="The document's entity mentions as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}, **_NOT_FOUND},
+)
+router.add_api_route(
+    "/{document_id}/entities.jsonl",
+    _table_route(".jsonl", "application/jsonl; charset=utf-8", exports.jsonl_lines),
+    methods=["GET"],
+    summary="The document's entity mentions as JSON Lines",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/jsonl": {}}}, **_NOT_FOUND},
+)
+
+
+@router.get(
+    "/{document_id}/manifest.json",
+    summary="The document as a IIIF Presentation 3 manifest",
+    response_class=Response,
+    responses={200: {"content": {"application/ld+json": {}}}, **_NOT_FOUND},
+)
+async def export_iiif(
+    request: Request, document_id: DocumentId, conn: Conn, caller: Caller, state: State
+) -> Response:
+    doc = await document_detail(conn, caller, document_id)
+    pages = await _pages(conn, caller, doc)
+    base = str(request.base_url).rstrip("/")
+    images: dict[int, PageImage] = {}
+    for page in pages:
+        if page.image_url is None:
+            continue
+        row = await queries.get_page(conn, document_id, doc.version, page.page_number)
+        key = row["image_blob_key"] if row is not None else None
+        size = await _image_size(state, key) if key else None
+        if size is not None:
+            media_type, width, height = size
+            images[page.page_number] = PageImage(base + page.image_url, media_type, width, height)
+    manifest = exports.iiif_manifest(
+        doc, pages, images, manifest_url=f"{base}/documents/{document_id}/manifest.json"
+    )
+    return Response(
+        json.dumps(manifest, ensure_ascii=False),
+        media_type=IIIF_TYPE,
+        headers={"Access-Control-Allow-Origin": "*"},
+    )
+
+
+async def _image_size(state: AppState, key: str) -> tuple[str, int, int] | None:
+    """(media type as served, width, height) from the head of the stored image."""
+
+    def read() -> bytes:
+        response = state.s3().get_object(
+            state.settings.s3_bucket, key, offset=0, length=IMAGE_HEAD_BYTES
+        )
+        try:
+            return bytes(response.read())
+        finally:
+            response.close()
+            response.release_conn()
+
+    try:
+        head = await run_in_threadpool(read)
+    except S3Error as exc:
+        if exc.code in ("NoSuchKey", "NoSuchBucket"):
+            return None
+        raise BackendUnavailable("s3", exc.code or "error") from exc
+    except Exception as exc:  # urllib3 connection errors and the like
+        raise BackendUnavailable("s3", type(exc).__name__) from exc
+    try:
+        with Image.open(io.BytesIO(head)) as image:
+            kind = "image/jpeg" if image.format == "JPEG" else "image/png"  # TIFF served as PNG
+            return kind, int(image.size[0]), int(image.size[1])
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        return None  # not readable as an image: the page gets no canvas
+
+
+async def _stream(chunks: Iterable[str]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk.encode("utf-8")
