@@ -79,6 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
     from api.routers.documents import router as documents_router
     from api.routers.entities import router as entities_router
     from api.routers.exports import router as exports_router
+    from api.routers.exports import search_router as search_export_router
     from api.routers.health import router as health_router
     from api.routers.search import router as search_router
     from api.routers.status import router as status_router
@@ -90,6 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
     for router in (
         documents_router,
         exports_router,
+        search_export_router,
         search_router,
         entities_router,
         status_router,

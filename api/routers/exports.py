@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -19,14 +20,18 @@ from PIL import Image, UnidentifiedImageError
 from starlette.concurrency import run_in_threadpool
 
 from api import exports, queries
-from api.deps import Caller, Conn, DocumentId, State
-from api.errors import BackendUnavailable, ErrorResponse
+from api.auth import Principal
+from api.deps import NO_CONTROL, Caller, Conn, DocumentId, State
+from api.errors import ApiError, BackendUnavailable, ErrorResponse
 from api.exports import PageImage, Script, TextChoice, TextOptions
 from api.models import DocumentDetail, PageDetail
 from api.routers.documents import document_detail, page_detail
+from api.routers.search import cached_search
+from api.search_query import MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchFilters
 from api.state import AppState
 
 router = APIRouter(prefix="/documents", tags=["exports"])
+search_router = APIRouter(tags=["exports"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such (visible) document."}
@@ -189,3 +194,78 @@ async def _image_size(state: AppState, key: str) -> tuple[str, int, int] | None:
 async def _stream(chunks: Iterable[str]) -> AsyncIterator[bytes]:
     for chunk in chunks:
         yield chunk.encode("utf-8")
+
+
+class SearchExportFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+    txt = "txt"
+
+
+_SEARCH_EXPORTS = {
+    SearchExportFormat.csv: "text/csv; charset=utf-8",
+    SearchExportFormat.jsonl: "application/jsonl; charset=utf-8",
+    SearchExportFormat.txt: "text/plain; charset=utf-8",
+}
+
+
+async def search_document_ids(state: AppState, caller: Principal, q: str) -> list[str]:
+    """The documents a search finds, in hit order, each once (up to the result window)."""
+    found: dict[str, None] = {}
+    for page in range(1, MAX_RESULT_WINDOW // MAX_PAGE_SIZE + 1):
+        answer, _ = await cached_search(
+            state, caller, q, SearchFilters(), page=page, size=MAX_PAGE_SIZE, facets="none"
+        )
+        found.update(dict.fromkeys(hit.document_id for hit in answer.model.hits))
+        if page * MAX_PAGE_SIZE >= answer.model.total:
+            break
+    return list(found)
+
+
+@search_router.get(
+    "/search/export",
+    summary="Every document a search finds: entity table (CSV, JSON Lines) or plain text",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {media: {} for media in _SEARCH_EXPORTS.values()}},
+        400: {"model": ErrorResponse, "description": "The search cannot be served."},
+    },
+)
+async def export_search(
+    state: State,
+    caller: Caller,
+    q: Annotated[
+        str, Query(max_length=MAX_QUERY_CHARS, pattern=NO_CONTROL, description="As for /search.")
+    ] = "",
+    format: SearchExportFormat = SearchExportFormat.csv,
+    text: TextParam = TextChoice.clean,
+) -> StreamingResponse:
+    """Streamed document by document (one CSV header; texts separated by a form feed,
+    each after a `# document_id` line), so its size is not held in memory. Hits beyond
+    the search's result window (1000 pages) are not included."""
+    documents = await search_document_ids(state, caller, q)
+    options = TextOptions(text=text)
+
+    async def body() -> AsyncIterator[bytes]:
+        pool = await state.db()
+        for index, document_id in enumerate(documents):
+            async with pool.acquire() as conn:
+                try:
+                    doc = await document_detail(conn, caller, document_id)
+                    pages = await _pages(conn, caller, doc)
+                except ApiError:  # retracted since the search ran
+                    continue
+            if format is SearchExportFormat.txt:
+                chunks: Iterable[str] = [
+                    "\f" if index else "",
+                    f"# {document_id}\n",
+                    *exports.plain_text(pages, options),
+                ]
+            elif format is SearchExportFormat.csv:
+                chunks = exports.csv_lines(exports.entity_rows(doc, pages), header=index == 0)
+            else:
+                chunks = exports.jsonl_lines(exports.entity_rows(doc, pages))
+            async for chunk in _stream(chunks):
+                yield chunk
+
+    return StreamingResponse(body(), media_type=_SEARCH_EXPORTS[format])

@@ -108,21 +108,13 @@ def _download(
     fmt: ExportFormat,
     params: dict[str, str],
     sink: IO[bytes],
-    *,
-    skip_header: bool = False,
 ) -> None:
     route, _ = ROUTES[fmt]
     with client.stream("GET", f"/documents/{document_id}/{route}", params=params) as response:
         if response.status_code != 200:
             response.read()
             _fail(response, document_id)
-        header = b"" if skip_header else None  # bytes of the header line seen so far
         for chunk in response.iter_bytes():
-            if header is not None:
-                header += chunk
-                if b"\n" not in header:
-                    continue
-                chunk, header = header.split(b"\n", 1)[1], None
             sink.write(chunk)
 
 
@@ -172,13 +164,17 @@ def _search(
         raise typer.Exit(2)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task(f"exporting {len(documents)} documents", total=len(documents))
-        if table:
+        if table:  # one table for the whole search, streamed by the API
             sink = sys.stdout.buffer if out is None else out.open("wb")
             try:
-                for index, document_id in enumerate(documents):
-                    skip = index > 0 and fmt is ExportFormat.csv
-                    _download(client, document_id, fmt, params, sink, skip_header=skip)
-                    progress.advance(task)
+                query_params = {"q": query, "format": fmt.value, **params}
+                with client.stream("GET", "/search/export", params=query_params) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        _fail(response, f"search {query!r}")
+                    for chunk in response.iter_bytes():
+                        sink.write(chunk)
+                progress.advance(task, len(documents))
             finally:
                 if out is not None:
                     sink.close()

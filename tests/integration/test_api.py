@@ -262,6 +262,7 @@ ROUTES = {
     "/documents/{document_id}/entities.jsonl",
     "/documents/{document_id}/manifest.json",
     "/search",
+    "/search/export",
     "/entities",
     "/entities/{entity_type}/{value}/documents",
     "/status",
@@ -330,6 +331,10 @@ async def test_private_document_is_invisible_to_others(env: Env, who: str) -> No
     assert (await search(env, who, tag=sample.PRIVATE_ONLY_TAG))["total"] == 0
     assert (await search(env, who, entity=f"PERSON:{sample.PRIVATE_ONLY_PERSON}"))["total"] == 0
     assert (await search(env, who, q="明月"))["total"] == 1  # the poem, not the draft
+    for fmt in ("csv", "jsonl", "txt"):
+        exported = (await env.get("/search/export", who, params={"q": "", "format": fmt})).text
+        assert PRIVATE not in exported and sample.PRIVATE_ONLY_PERSON not in exported, fmt
+        assert sample.PUBLIC_MEMORIAL in exported or fmt == "txt", fmt
 
     # entity browse and counts
     entities = (await env.get("/entities", who, params={"limit": 200})).json()
@@ -376,6 +381,8 @@ async def test_owner_and_admin_see_the_private_document(env: Env) -> None:
         assert "秘密手稿" in (await env.get(f"/documents/{PRIVATE}/export.tei", who)).text
         body = await search(env, who, q="蘇軾")
         assert [h["document_id"] for h in body["hits"]] == [PRIVATE]
+        exported = await env.get("/search/export", who, params={"q": "蘇軾", "format": "jsonl"})
+        assert {json.loads(line)["document_id"] for line in exported.text.splitlines()} == {PRIVATE}
         assert {"type": "PERSON", "value": "蘇軾", "count": 1} in body["facets"]["entity"]
         entities = (await env.get("/entities", who, params={"q": "蘇"})).json()
         assert [e["value"] for e in entities["items"]] == ["蘇軾"]
