@@ -6,8 +6,13 @@ Screenshots go to pytest's tmp dir, or to $PIAOXI_SCREENSHOT_DIR when set.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
+import subprocess
+import tarfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,3 +167,76 @@ def test_openapi_docs_render_offline(
     assert any("/search" in op.text for op in operations)
     browser.save_screenshot(str(shots / "docs.png"))
     assert_no_policy_violations(browser)
+
+
+MIRADOR = "mirador@4.0.0"  # npm; its dist/mirador.min.js is a self-contained bundle
+
+
+@pytest.fixture(scope="module")
+def mirador(stack: Settings) -> Path:
+    """Mirador's browser bundle, unpacked once from its npm tarball into PIAOXI_HOME."""
+    folder = stack.home / "viewer" / MIRADOR.replace("@", "-")
+    bundle = folder / "package" / "dist" / "mirador.min.js"
+    if not bundle.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("the IIIF viewer check needs npm (to fetch Mirador)")
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [npm, "pack", MIRADOR, "--silent", "--pack-destination", str(folder)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        (tarball,) = folder.glob("mirador-*.tgz")
+        with tarfile.open(tarball) as archive:
+            archive.extract("package/dist/mirador.min.js", folder, filter="data")
+        tarball.unlink()
+    return bundle
+
+
+def test_the_iiif_manifest_opens_in_mirador(
+    api_server: sample.ApiServer, browser: Any, shots: Path, mirador: Path, tmp_path: Path
+) -> None:
+    """A real IIIF viewer loads the manifest from the API: title, the page image."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    manifest = f"{api_server.base_url}/documents/{sample.PUBLIC_MEMORIAL}/manifest.json"
+    shutil.copy(mirador, tmp_path / "mirador.min.js")
+    (tmp_path / "index.html").write_text(
+        '<!doctype html><meta charset="utf-8"><title>viewer</title>'
+        '<div id="viewer" style="position:absolute;inset:0"></div>'
+        '<script src="mirador.min.js"></script>'
+        f'<script>Mirador.viewer({{id: "viewer", windows: [{{manifestId: "{manifest}"}}],'
+        " window: {sideBarOpen: true, defaultSideBarPanel: 'annotations'}});</script>",
+        encoding="utf-8",
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as viewer_server:
+        thread = threading.Thread(target=viewer_server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            browser.get(f"http://127.0.0.1:{viewer_server.server_address[1]}/index.html")
+            wait = WebDriverWait(browser, 60)
+            wait.until(
+                ec.presence_of_element_located((By.XPATH, "//*[contains(text(), '出師表')]"))
+            )
+            wait.until(
+                ec.presence_of_element_located((By.CSS_SELECTOR, ".openseadragon-canvas canvas"))
+            )
+            # the entity annotations of the page, in the viewer's annotation panel
+            wait.until(ec.presence_of_element_located((By.XPATH, "//*[text()='PLACE: 益州']")))
+            browser.save_screenshot(str(shots / "mirador.png"))
+            # nothing failed to load (Mirador's own React deprecation notices aside)
+            errors = [
+                e["message"]
+                for e in browser.get_log("browser")
+                if e["level"] == "SEVERE"
+                and "favicon" not in e["message"]
+                and "/mirador.min.js " not in e["message"]
+            ]
+            assert not errors, errors
+        finally:
+            viewer_server.shutdown()
