@@ -26,8 +26,13 @@ from api.errors import ApiError, BackendUnavailable, ErrorResponse
 from api.exports import PageImage, Script, TextChoice, TextOptions
 from api.models import DocumentDetail, PageDetail
 from api.routers.documents import document_detail, page_detail
-from api.routers.search import cached_search
-from api.search_query import MAX_PAGE_SIZE, MAX_QUERY_CHARS, MAX_RESULT_WINDOW, SearchFilters
+from api.search_query import (
+    MAX_QUERY_CHARS,
+    SearchFilters,
+    SearchRequest,
+    build_search_body,
+    parse_query,
+)
 from api.state import AppState
 
 router = APIRouter(prefix="/documents", tags=["exports"])
@@ -200,31 +205,50 @@ class SearchExportFormat(StrEnum):
     csv = "csv"
     jsonl = "jsonl"
     txt = "txt"
+    ids = "ids"  # the document ids, one a line
 
 
 _SEARCH_EXPORTS = {
     SearchExportFormat.csv: "text/csv; charset=utf-8",
     SearchExportFormat.jsonl: "application/jsonl; charset=utf-8",
     SearchExportFormat.txt: "text/plain; charset=utf-8",
+    SearchExportFormat.ids: "text/plain; charset=utf-8",
 }
 
 
-async def search_document_ids(state: AppState, caller: Principal, q: str) -> list[str]:
-    """The documents a search finds, in hit order, each once (up to the result window)."""
-    found: dict[str, None] = {}
-    for page in range(1, MAX_RESULT_WINDOW // MAX_PAGE_SIZE + 1):
-        answer, _ = await cached_search(
-            state, caller, q, SearchFilters(), page=page, size=MAX_PAGE_SIZE, facets="none"
-        )
-        found.update(dict.fromkeys(hit.document_id for hit in answer.model.hits))
-        if page * MAX_PAGE_SIZE >= answer.model.total:
-            break
-    return list(found)
+SEARCH_EXPORT_BATCH = 500
+
+
+async def search_document_ids(state: AppState, caller: Principal, q: str) -> AsyncIterator[str]:
+    """Every document the search finds (as the caller may see it), in document-id order,
+    each once: walked with `search_after`, so there is no result window and nothing is
+    held but the last sort key."""
+    parsed = parse_query(q)
+    request = SearchRequest(query=parsed, filters=SearchFilters(), facets="none")
+    body = build_search_body(request, caller.search_filter())
+    body.pop("from", None)
+    body.update(
+        size=SEARCH_EXPORT_BATCH,
+        sort=[{"document_id": "asc"}, {"page_number": "asc"}],
+        track_total_hits=False,
+        _source=["document_id"],
+    )
+    last: str | None = None
+    while True:
+        hits = ((await state.search.search(body)).get("hits") or {}).get("hits") or []
+        for hit in hits:
+            document_id = str((hit.get("_source") or {}).get("document_id", ""))
+            if document_id and document_id != last:
+                last = document_id
+                yield document_id
+        if len(hits) < SEARCH_EXPORT_BATCH:
+            return
+        body["search_after"] = hits[-1]["sort"]
 
 
 @search_router.get(
     "/search/export",
-    summary="Every document a search finds: entity table (CSV, JSON Lines) or plain text",
+    summary="Every document a search finds: entity table (CSV, JSON Lines), texts or ids",
     response_class=StreamingResponse,
     responses={
         200: {"content": {media: {} for media in _SEARCH_EXPORTS.values()}},
@@ -240,15 +264,27 @@ async def export_search(
     format: SearchExportFormat = SearchExportFormat.csv,
     text: TextParam = TextChoice.clean,
 ) -> StreamingResponse:
-    """Streamed document by document (one CSV header; texts separated by a form feed,
-    each after a `# document_id` line), so its size is not held in memory. Hits beyond
-    the search's result window (1000 pages) are not included."""
-    documents = await search_document_ids(state, caller, q)
+    """Every document the search finds, in document-id order, streamed document by
+    document (one CSV header; texts separated by a form feed, each after a
+    `# document_id` line, its pages separated by a form feed): no result window, and
+    nothing held in memory but one document."""
+    documents = search_document_ids(state, caller, q)
+    first = await anext(documents, None)  # a search that cannot run fails here, not mid-stream
     options = TextOptions(text=text)
+
+    async def all_documents() -> AsyncIterator[str]:
+        if first is not None:
+            yield first
+            async for document_id in documents:
+                yield document_id
 
     async def body() -> AsyncIterator[bytes]:
         pool = await state.db()
-        for index, document_id in enumerate(documents):
+        started = False  # something written: no second CSV header, a form feed between texts
+        async for document_id in all_documents():
+            if format is SearchExportFormat.ids:
+                yield f"{document_id}\n".encode()
+                continue
             async with pool.acquire() as conn:
                 try:
                     doc = await document_detail(conn, caller, document_id)
@@ -257,14 +293,15 @@ async def export_search(
                     continue
             if format is SearchExportFormat.txt:
                 chunks: Iterable[str] = [
-                    "\f" if index else "",
+                    "\f" if started else "",
                     f"# {document_id}\n",
                     *exports.plain_text(pages, options),
                 ]
             elif format is SearchExportFormat.csv:
-                chunks = exports.csv_lines(exports.entity_rows(doc, pages), header=index == 0)
+                chunks = exports.csv_lines(exports.entity_rows(doc, pages), header=not started)
             else:
                 chunks = exports.jsonl_lines(exports.entity_rows(doc, pages))
+            started = True
             async for chunk in _stream(chunks):
                 yield chunk
 

@@ -11,15 +11,13 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 import httpx
 import typer
 from rich.progress import Progress
 
 EXIT_REFUSED, EXIT_UNAVAILABLE = 1, 3
-SEARCH_PAGE = 50
-SEARCH_WINDOW = 1000  # page × size the search API serves
 
 
 class ExportFormat(StrEnum):
@@ -134,17 +132,11 @@ def _one(
 
 
 def search_documents(client: httpx.Client, query: str) -> list[str]:
-    """Every document the search finds (in hit order, each once), up to the API's window."""
-    found: dict[str, None] = {}
-    for page in range(1, SEARCH_WINDOW // SEARCH_PAGE + 1):
-        response = client.get("/search", params={"q": query, "page": page, "size": SEARCH_PAGE})
-        if response.status_code != 200:
-            _fail(response, f"search {query!r}")
-        body: dict[str, Any] = response.json()
-        found.update(dict.fromkeys(h["document_id"] for h in body["hits"]))
-        if page * SEARCH_PAGE >= body["total"]:
-            break
-    return list(found)
+    """Every document the search finds, as the query API's search export lists them."""
+    response = client.get("/search/export", params={"q": query, "format": "ids"})
+    if response.status_code != 200:
+        _fail(response, f"search {query!r}")
+    return response.text.split()
 
 
 def _search(

@@ -195,3 +195,22 @@ def test_the_export_command(api_server: sample.ApiServer, tmp_path: Path) -> Non
     refused = piaoxi_export(api_server, sample.PRIVATE_DRAFT, "--format", "txt")
     assert refused.returncode == 1 and refused.stdout == b""
     assert b"404 Document not found." in refused.stderr
+
+
+async def test_a_search_export_walks_every_hit_without_a_window(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of one hit at a time: every page is reached through search_after, each
+    document listed once, in document-id order."""
+    from api.routers import exports as export_routes
+
+    everything = await env.get("/search/export", "admin", params={"format": "ids"})
+    monkeypatch.setattr(export_routes, "SEARCH_EXPORT_BATCH", 1)
+    one_by_one = await env.get("/search/export", "admin", params={"format": "ids"})
+    ids = one_by_one.text.split()
+    assert ids == everything.text.split() == sorted(set(ids))
+    assert {sample.PUBLIC_POEM, sample.PUBLIC_MEMORIAL, sample.PRIVATE_DRAFT} <= set(ids)
+    texts = (await env.get("/search/export", "admin", params={"format": "txt"})).text
+    # each document after its "# id" line; its pages (and the next document) after a form feed
+    headers = [line for line in texts.replace("\f", "\n").splitlines() if line.startswith("# ")]
+    assert headers == [f"# {i}" for i in ids]
