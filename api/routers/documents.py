@@ -52,7 +52,7 @@ router = APIRouter(prefix="/documents", tags=["documents"])
 MAX_LIMIT = 100
 MIN_YEAR, MAX_YEAR = -3000, 3000
 STAGES = ("extract", "clean", "entities")
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+NOT_FOUND_RESPONSE: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorResponse, "description": "No such (visible) document."}
 }
 
@@ -159,7 +159,7 @@ async def visible_document(
     "/{document_id}",
     response_model=DocumentDetail,
     summary="One document: metadata, versions, stage status, errors, entities",
-    responses=_NOT_FOUND,
+    responses=NOT_FOUND_RESPONSE,
 )
 async def get_document(document_id: DocumentId, conn: Conn, caller: Caller) -> DocumentDetail:
     return await document_detail(conn, caller, document_id)
@@ -240,7 +240,7 @@ def _json(value: Any) -> Any:
     "/{document_id}/pages/{page_number}",
     response_model=PageDetail,
     summary="One page: raw and cleaned text, edits, entities, OCR lines, image link",
-    responses=_NOT_FOUND,
+    responses=NOT_FOUND_RESPONSE,
 )
 async def get_page(
     document_id: DocumentId, page_number: PageNumber, conn: Conn, caller: Caller
@@ -284,7 +284,7 @@ async def page_detail(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"image/png": {}, "image/jpeg": {}}, "description": "The image."},
-        **_NOT_FOUND,
+        **NOT_FOUND_RESPONSE,
     },
 )
 async def get_page_image(

@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from minio.error import S3Error
 from PIL import Image, UnidentifiedImageError
@@ -25,7 +27,7 @@ from api.deps import NO_CONTROL, Caller, Conn, DocumentId, State
 from api.errors import ApiError, BackendUnavailable, ErrorResponse
 from api.exports import PageImage, Script, TextChoice, TextOptions
 from api.models import DocumentDetail, PageDetail
-from api.routers.documents import document_detail, page_detail
+from api.routers.documents import NOT_FOUND_RESPONSE, document_detail, page_detail
 from api.search_query import (
     MAX_QUERY_CHARS,
     SearchFilters,
@@ -38,17 +40,33 @@ from api.state import AppState
 router = APIRouter(prefix="/documents", tags=["exports"])
 search_router = APIRouter(tags=["exports"])
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorResponse, "description": "No such (visible) document."}
-}
 TextParam = Annotated[TextChoice, Query(description="The cleaned text or the raw OCR text.")]
 IIIF_TYPE = 'application/ld+json;profile="http://iiif.io/api/presentation/3/context.json"'
 # Enough of an image file to read its size from the header (PNG, JPEG, TIFF).
 IMAGE_HEAD_BYTES = 256 * 1024
 
 
-async def _pages(conn: Any, caller: Any, doc: DocumentDetail) -> list[PageDetail]:
+async def _pages(
+    conn: asyncpg.Connection, caller: Principal, doc: DocumentDetail
+) -> list[PageDetail]:
     return [await page_detail(conn, caller, doc.document_id, p.page_number) for p in doc.pages]
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A visible document with its pages, as the exports read it."""
+
+    doc: DocumentDetail
+    pages: list[PageDetail]
+
+
+async def exported_document(document_id: DocumentId, conn: Conn, caller: Caller) -> Exported:
+    """The document and pages the caller may see (404 otherwise): every export's input."""
+    doc = await document_detail(conn, caller, document_id)
+    return Exported(doc, await _pages(conn, caller, doc))
+
+
+Document = Annotated[Exported, Depends(exported_document)]
 
 
 def _attachment(doc: DocumentDetail, suffix: str) -> dict[str, str]:
@@ -59,59 +77,48 @@ def _attachment(doc: DocumentDetail, suffix: str) -> dict[str, str]:
     "/{document_id}/export.tei",
     summary="The document as TEI P5 XML",
     response_class=Response,
-    responses={200: {"content": {"application/tei+xml": {}}}, **_NOT_FOUND},
+    responses={200: {"content": {"application/tei+xml": {}}}, **NOT_FOUND_RESPONSE},
 )
 async def export_tei(
-    request: Request,
-    document_id: DocumentId,
-    conn: Conn,
-    caller: Caller,
-    text: TextParam = TextChoice.clean,
+    request: Request, exported: Document, text: TextParam = TextChoice.clean
 ) -> Response:
-    doc = await document_detail(conn, caller, document_id)
-    pages = await _pages(conn, caller, doc)
-    body = exports.tei_document(doc, pages, text=text, base_url=str(request.base_url))
-    return Response(
-        body, media_type="application/tei+xml", headers=_attachment(doc, f".{text.value}.tei.xml")
+    body = exports.tei_document(
+        exported.doc, exported.pages, text=text, base_url=str(request.base_url)
     )
+    headers = _attachment(exported.doc, f".{text.value}.tei.xml")
+    return Response(body, media_type="application/tei+xml", headers=headers)
 
 
 @router.get(
     "/{document_id}/export.txt",
     summary="The document as plain text (pages separated by a form feed)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/plain": {}}}, **_NOT_FOUND},
+    responses={200: {"content": {"text/plain": {}}}, **NOT_FOUND_RESPONSE},
 )
 async def export_text(
-    document_id: DocumentId,
-    conn: Conn,
-    caller: Caller,
+    exported: Document,
     text: TextParam = TextChoice.clean,
     script: Annotated[Script, Query(description="Traditional as the source, or simplified.")] = (
         Script.traditional
     ),
     punctuation: Annotated[bool, Query(description="Keep punctuation marks.")] = True,
 ) -> StreamingResponse:
-    doc = await document_detail(conn, caller, document_id)
-    pages = await _pages(conn, caller, doc)
     options = TextOptions(text=text, script=script, punctuation=punctuation)
     return StreamingResponse(
-        _stream(exports.plain_text(pages, options)),
+        _stream(exports.plain_text(exported.pages, options)),
         media_type="text/plain; charset=utf-8",
-        headers=_attachment(doc, ".txt"),
+        headers=_attachment(exported.doc, ".txt"),
     )
 
 
 def _table_route(
     suffix: str, media_type: str, lines: Callable[[Iterable[dict[str, Any]]], Any]
 ) -> Any:
-    async def export_entities(document_id: DocumentId, conn: Conn, caller: Caller) -> Response:
-        doc = await document_detail(conn, caller, document_id)
-        pages = await _pages(conn, caller, doc)
+    async def export_entities(exported: Document) -> Response:
         return StreamingResponse(
-            _stream(lines(exports.entity_rows(doc, pages))),
+            _stream(lines(exports.entity_rows(exported.doc, exported.pages))),
             media_type=media_type,
-            headers=_attachment(doc, f".entities{suffix}"),
+            headers=_attachment(exported.doc, f".entities{suffix}"),
         )
 
     return export_entities
@@ -123,7 +130,7 @@ router.add_api_route(
     methods=["GET"],
     summary="The document's entity mentions as CSV",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}, **_NOT_FOUND},
+    responses={200: {"content": {"text/csv": {}}}, **NOT_FOUND_RESPONSE},
 )
 router.add_api_route(
     "/{document_id}/entities.jsonl",
@@ -131,7 +138,7 @@ router.add_api_route(
     methods=["GET"],
     summary="The document's entity mentions as JSON Lines",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/jsonl": {}}}, **_NOT_FOUND},
+    responses={200: {"content": {"application/jsonl": {}}}, **NOT_FOUND_RESPONSE},
 )
 
 
@@ -139,13 +146,11 @@ router.add_api_route(
     "/{document_id}/manifest.json",
     summary="The document as a IIIF Presentation 3 manifest",
     response_class=Response,
-    responses={200: {"content": {"application/ld+json": {}}}, **_NOT_FOUND},
+    responses={200: {"content": {"application/ld+json": {}}}, **NOT_FOUND_RESPONSE},
 )
-async def export_iiif(
-    request: Request, document_id: DocumentId, conn: Conn, caller: Caller, state: State
-) -> Response:
-    doc = await document_detail(conn, caller, document_id)
-    pages = await _pages(conn, caller, doc)
+async def export_iiif(request: Request, exported: Document, conn: Conn, state: State) -> Response:
+    doc, pages = exported.doc, exported.pages
+    document_id = doc.document_id
     base = str(request.base_url).rstrip("/")
     images: dict[int, PageImage] = {}
     for page in pages:
