@@ -153,9 +153,10 @@ def _show(text: str, spans: set[tuple[int, int, str]]) -> list[str]:
 def tang_biographies() -> list[tuple[str, str]] | None:
     """(name, biography) of the Tang poets: the held-out set (None if the package is absent)."""
     try:
+        from streams import corpora
         from streams.ner import silver
 
-        return silver.tang_biographies(silver.poetry_root())
+        return silver.tang_biographies(corpora.poetry_root())
     except (FileNotFoundError, ImportError):
         return None
 

@@ -1,31 +1,32 @@
 """Silver training data: rule- and list-labelled classical text plus synthetic sentences.
 
-Sources (all offline): chinese-poetry's Song author biographies (the subject's name is
-known), 古文觀止 and the 四書, converted to traditional characters with OpenCC s2t;
-word lists from ``lexicon``. The Tang author biographies are the held-out set: they are
-read only by ``tang_biographies`` for evaluation, never by ``build_dataset``. The gold
-set in ``tests/data`` is never read here.
+Sources (all offline, every file read through ``streams.corpora.load_poetry_json``):
+chinese-poetry's Song author biographies (the subject's name is known) and the 四書,
+converted to traditional characters with OpenCC s2t; word lists from ``lexicon``.
+``TRAINING_FILES`` names every file ``build_dataset`` reads. 古文觀止 is held out by the
+project's owner and is never read here (``streams.corpora`` refuses it). The Tang author
+biographies are the held-out silver set: read only by ``tang_biographies`` for
+evaluation, never by ``build_dataset``. The gold set in ``tests/data`` is never read here.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.corpora import load_poetry_json, poetry_root
 from streams.ner import lexicon
 from streams.ner.labels import ENTITY_TYPES
 
-POETRY_ENV = "PIAOXI_CHINESE_POETRY_DIR"
-# `make corpora` installs the npm package here (repo-local, not committed: 350 MB).
-POETRY_CANDIDATES = (
-    Path(__file__).resolve().parents[2] / ".corpora" / "node_modules" / "chinese-poetry",
-    Path("node_modules/chinese-poetry"),
-)
+SONG_BIOGRAPHIES = "quantangshi/authors.song.json"
+TANG_BIOGRAPHIES = "quantangshi/authors.tang.json"  # held-out silver set: evaluation only
+SISHU_LISTS = ("lunyu/lunyu.json", "sishuwujing/mengzi.json")
+SISHU_WHOLE = ("sishuwujing/daxue.json", "sishuwujing/zhongyong.json")
+# Every chinese-poetry file build_dataset reads (a test checks none is held out).
+TRAINING_FILES = (SONG_BIOGRAPHIES, *SISHU_LISTS, *SISHU_WHOLE)
 
 MAX_SENTENCE = 120
 CJK = "\u3400-\u9fff"
@@ -70,65 +71,29 @@ class _Candidate:
     type: str = field(compare=False)
 
 
-def poetry_root(explicit: str | Path | None = None) -> Path:
-    """Directory of the npm ``chinese-poetry`` package (the one holding ``dist/``)."""
-    candidates = [Path(explicit)] if explicit else []
-    if os.environ.get(POETRY_ENV):
-        candidates.append(Path(os.environ[POETRY_ENV]))
-    candidates.extend(POETRY_CANDIDATES)
-    for c in candidates:
-        if (c / "dist").is_dir():
-            return c
-    raise FileNotFoundError(
-        f"chinese-poetry not found: run `make corpora` (npm install into .corpora/) or set"
-        f" {POETRY_ENV}"
-    )
-
-
-def _load(root: Path, rel: str) -> object:
-    return json.loads((root / "dist" / rel).read_text(encoding="utf-8"))
-
-
 def song_biographies(root: Path) -> list[tuple[str, str]]:
     """(name, biography) pairs of Song poets, the main training source."""
-    data = _load(root, "quantangshi/authors.song.json")
+    data = load_poetry_json(root, SONG_BIOGRAPHIES)
     assert isinstance(data, list)
     return [(d["name"].strip(), d["desc"].strip()) for d in data if d.get("desc")]
 
 
 def tang_biographies(root: Path) -> list[tuple[str, str]]:
     """(name, biography) pairs of Tang poets: the HELD-OUT set, for evaluation only."""
-    data = _load(root, "quantangshi/authors.tang.json")
+    data = load_poetry_json(root, TANG_BIOGRAPHIES)
     assert isinstance(data, list)
     return [(d["name"].strip(), d["desc"].strip()) for d in data if d.get("desc")]
 
 
-def guwen_paragraphs(root: Path) -> tuple[list[tuple[str, bool]], list[str]]:
-    """(paragraph, written before Qin?) of 古文觀止, and the names of its authors."""
-    data = _load(root, "mengxue/guwenguanzhi.json")
-    assert isinstance(data, dict)
-    paragraphs: list[tuple[str, bool]] = []
-    authors: set[str] = set()
-    for volume in data["content"]:
-        for chapter in volume["content"]:
-            era, _, author = chapter.get("author", "").partition("：")
-            author = author.replace("撰", "").strip()
-            if 2 <= len(author) <= 4 and author != "佚名":
-                authors.add(author)
-            pre_qin = era.strip() == "先秦"
-            paragraphs.extend((p, pre_qin) for p in chapter["paragraphs"] if p.strip())
-    return paragraphs, sorted(authors)
-
-
 def sishu_paragraphs(root: Path) -> list[str]:
     out: list[str] = []
-    for rel in ("lunyu/lunyu.json", "sishuwujing/mengzi.json"):
-        data = _load(root, rel)
+    for rel in SISHU_LISTS:
+        data = load_poetry_json(root, rel)
         assert isinstance(data, list)
         for chapter in data:
             out.extend(chapter["paragraphs"])
-    for rel in ("sishuwujing/daxue.json", "sishuwujing/zhongyong.json"):
-        data = _load(root, rel)
+    for rel in SISHU_WHOLE:
+        data = load_poetry_json(root, rel)
         assert isinstance(data, dict)
         out.extend(data["paragraphs"])
     return [lexicon._s2t(p) for p in out if p.strip()]
@@ -641,8 +606,7 @@ def build_dataset(
     bios = song_biographies(root)
     if limit_bios is not None:
         bios = bios[:limit_bios]
-    guwen, guwen_authors = guwen_paragraphs(root)
-    persons = sorted({n for n, _ in bios if 2 <= len(n) <= 4} | set(guwen_authors))
+    persons = sorted({n for n, _ in bios if 2 <= len(n) <= 4})
     labeler = SilverLabeler(extra_persons=persons)
     examples: list[Example] = []
     for name, desc in bios:
@@ -659,8 +623,6 @@ def build_dataset(
             name, desc = name[1:], desc[1:]
         examples.extend(_sentence_examples(labeler, desc, "song-bio", subject=name))
     if limit_bios is None:
-        for paragraph, pre_qin in guwen:
-            examples.extend(_sentence_examples(labeler, paragraph, "guwenguanzhi", pre_qin=pre_qin))
         for paragraph in sishu_paragraphs(root):
             examples.extend(_sentence_examples(labeler, paragraph, "sishu", pre_qin=True))
     synth = Synthesizer(rng, persons)
