@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.corpora import HeldOutError, is_held_out, load_poetry_json
+from streams.corpora import HeldOutError, held_out_text, is_held_out, load_poetry_json, poetry_root
 from streams.data import gazetteer_build
 from streams.ner import lexicon, silver
 
@@ -100,3 +100,30 @@ def test_names_taken_from_the_held_out_work_are_in_no_word_list() -> None:
     listed = {row[0] for row in rows if row[1] not in ("GIVEN", "SURNAME")}
     persons = set(lexicon.FAMOUS_PERSONS) | set(gazetteer_build.RULER_NAMES)
     assert not [n for n in REMOVED_NAMES if n in persons or n in listed]
+
+
+# Splits written for issue 15 (after the held-out rule): none may copy the held-out work.
+NEW_SPLITS = ("fresh4", "dev4")
+RUN = 8  # CJK characters
+
+
+def _runs(text: str, n: int = RUN) -> set[str]:
+    squeezed = "".join(ch for ch in text if "\u3400" <= ch <= "\u9fff").replace("爲", "為")
+    return {squeezed[i : i + n] for i in range(len(squeezed) - n + 1)}
+
+
+def test_no_new_gold_sentence_is_taken_from_the_held_out_work() -> None:
+    """No run of 8 characters of a new gold sentence is in 古文觀止, unless the 四書 have it
+    too (古文觀止 quotes the classics; a quotation of them is not a copy of it)."""
+    try:
+        root = poetry_root()
+    except FileNotFoundError:
+        pytest.skip("chinese-poetry is not installed (make corpora)")
+    from streams.evaluation import load_gold
+
+    held = _runs(held_out_text(root))
+    classics = _runs("\n".join(silver.sishu_paragraphs(root)))
+    new = [s for s in load_gold() if s.split in NEW_SPLITS]
+    assert len(new) >= 300
+    copied = {s.id: sorted(_runs(s.text) & held - classics) for s in new}
+    assert not {k: v for k, v in copied.items() if v}
