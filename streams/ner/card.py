@@ -123,8 +123,10 @@ Gold per type (model alone):
 
 {gold_types}
 
-The issue's gold target (micro F1 ≥ 0.85) is for the whole entity stage (model merged
-with the gazetteer by `streams/entities.py`):
+The gold targets are for the whole entity stage (model merged with the gazetteer by
+`streams/entities.py`): issue 15 asks, on the fair splits together, micro F1 ≥ 0.88,
+F1 ≥ 0.85 in every genre and PERSON recall ≥ 0.90 in every genre (`piaoxi eval entities`
+prints whether each is met).
 
 {stage}
 
@@ -149,9 +151,10 @@ with the gazetteer by `streams/entities.py`):
   (stage 0.890) and lower on the gold fresh split (0.815 vs 0.832); it was not shipped
   because the committed code no longer builds its data. No
   word, name or sentence from either set went into the training data or the lists, but
-  the scores are somewhat optimistic for that reason; the gold `fresh` splits (`fresh2`
-  and `fresh3` written before any output on them was seen; all three reported together
-  as `fresh*`) are the fairest gold figure.
+  the scores are somewhat optimistic for that reason. Since issue 15 the fair gold
+  figure is `fair*` (`fresh2`, `fresh3` and the 331 sentences of `fresh4` in six genres,
+  all written before any output on them was seen, only their totals read); `fresh*` adds
+  `fresh`, which was seen once in an error listing.
 - 0.5.0 is the only run of its session (no selection among runs): the one `make train`
   after the held-out data and names were removed.
 - The Tang set is split in two halves by a hash of the subject's name (`tang_half` in
@@ -188,9 +191,10 @@ def _stage_text(stage: dict[str, Any] | None) -> str:
         return "Not measured with this model yet: `piaoxi eval entities`."
     m = stage["gold"]["micro"]
     splits = "; ".join(
-        f"{name} F1 {v['micro']['f1']:.3f}" for name, v in stage.get("gold_splits", {}).items()
+        f"{name} F1 {v['micro']['f1']:.3f}" + ("" if v.get("fair") else " (not fair)")
+        for name, v in stage.get("gold_splits", {}).items()
     )
-    return (
+    return _fair_text(stage) + (
         f"`piaoxi eval entities` (stage model `{stage['model_version']}`): gold micro "
         f"P {m['precision']:.3f} / R {m['recall']:.3f} / F1 {m['f1']:.3f} ({splits}); "
         f"Tang subject recall {stage['tang']['recall']:.3f}{_halves(stage['tang'])}; "
@@ -203,6 +207,40 @@ def _stage_text(stage: dict[str, Any] | None) -> str:
             else ""
         )
     )
+
+
+def _fair_text(stage: dict[str, Any]) -> str:
+    """The fair figures: the splits nobody read an error of, per type and per genre."""
+    fair = stage.get("gold_splits", {}).get("fair*")
+    if not fair:
+        return ""
+    rows = [
+        f"Fair figures: `fair*` = {' + '.join(f'`{s}`' for s in fair['splits'])}, "
+        f"{fair['sentences']} sentences written before any output on them was seen and whose "
+        "errors nobody has read (only totals). Every other split is not fair: `dev` and "
+        "`dev4` were tuned on (their errors are listed), `fresh` was seen once in an error "
+        "listing, and the whole gold set includes them.",
+        "",
+        "| fair*: genre | sentences | P | R | F1 | PERSON R |",
+        "|---|---|---|---|---|---|",
+    ]
+    for genre, row in fair["per_genre"].items():
+        g = row["micro"]
+        rows.append(
+            f"| {genre} | {row['sentences']} | {g['precision']:.3f} | {g['recall']:.3f} | "
+            f"{g['f1']:.3f} | {row['person']['recall']:.3f} |"
+        )
+    f = fair["micro"]
+    rows.append(
+        f"| **all** | {fair['sentences']} | {f['precision']:.3f} | {f['recall']:.3f} | "
+        f"{f['f1']:.3f} | {fair['per_type']['PERSON']['recall']:.3f} |"
+    )
+    rows += ["", "| fair*: type | P | R | F1 | n |", "|---|---|---|---|---|"]
+    for t, v in fair["per_type"].items():
+        rows.append(
+            f"| {t} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+        )
+    return "\n".join(rows) + "\n\nAll splits (the whole stage): "
 
 
 def render(
