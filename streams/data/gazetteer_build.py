@@ -58,7 +58,7 @@ STOP_PLACES = {
     "京畿", "北地", "南夷", "右州", "古謂", "信陽州", "大理", "渤海", "南平", "吳越", "五松",
     "交河", "三河", "三川", "中州", "五州", "五源", "上林", "南巣",
 }  # fmt: skip
-# A dynasty before a ruler's name is its own span (唐 | 太宗): no combined entries.
+# A dynasty or a Zhou state before a ruler's name is its own span (唐 | 太宗, 齊 | 宣王).
 STOP_PERSONS = {
     "秦始皇",
     "漢高祖",
@@ -70,6 +70,9 @@ STOP_PERSONS = {
     "湯",
     "桀",
     "紂",
+    "梁惠王",
+    "齊宣王",
+    "滕文公",
     "告子",
     "萬章",
     "離婁",

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.corpora import load_poetry_json, poetry_root
+from streams.entities import POSTHUMOUS, STATE_RANK, STATE_RULER
 from streams.ner import lexicon
 from streams.ner.labels import ENTITY_TYPES
 
@@ -27,6 +28,28 @@ SISHU_LISTS = ("lunyu/lunyu.json", "sishuwujing/mengzi.json")
 SISHU_WHOLE = ("sishuwujing/daxue.json", "sishuwujing/zhongyong.json")
 # Every chinese-poetry file build_dataset reads (a test checks none is held out).
 TRAINING_FILES = (SONG_BIOGRAPHIES, *SISHU_LISTS, *SISHU_WHOLE)
+# OpenCC s2t errors in the 四書's names (丑 → 醜, 咸 → 鹹).
+SISHU_FIXES = {"公孫醜": "公孫丑", "鹹丘": "咸丘"}
+# Who speaks and asks in the 四書 (X曰, X問, X對曰, X見): distant supervision for PERSON;
+# these words are what such a slot holds when it is not a name.
+SPEAKER = re.compile(r"(?:^|[，。；：！？「」『』])([\u3400-\u9fff]{2,3}?)(?:問|曰|對曰|見|謂)")
+SPEAKER_STOP = set(
+    "之其我吾何以則而不此是皆必將可所也者未欲告彼且每或語生今古雖居立在疑善非君卒見說笑忍人王言問諺"
+    "命然使謂請後日願亦目無弗答鄙左右歎囂悻睟頻顣故身載好尚慍來訓亟得召書"
+)
+SPEAKER_NOT = {
+    "大夫",
+    "門人",
+    "童子",
+    "太宰",
+    "世子",
+    "從者",
+    "晨門",
+    "士庶人",
+    "夫子",
+    "天子",
+    "孺子",
+}
 
 MAX_SENTENCE = 120
 CJK = "\u3400-\u9fff"
@@ -96,7 +119,25 @@ def sishu_paragraphs(root: Path) -> list[str]:
         data = load_poetry_json(root, rel)
         assert isinstance(data, dict)
         out.extend(data["paragraphs"])
-    return [lexicon._s2t(p) for p in out if p.strip()]
+    converted = [lexicon._s2t(p) for p in out if p.strip()]
+    for wrong, right in SISHU_FIXES.items():
+        converted = [p.replace(wrong, right) for p in converted]
+    return converted
+
+
+def sishu_speakers(paragraphs: Iterable[str]) -> list[str]:
+    """Names heading a speech or a question in the 四書 (孟子, 子貢, 萬章, 季康子 ...);
+    a Zhou ruler (齊宣王) is left to the state-ruler pattern, which splits it."""
+    names: set[str] = set()
+    for p in paragraphs:
+        for m in SPEAKER.finditer(p):
+            word = m[1]
+            if word in SPEAKER_NOT or any(ch in SPEAKER_STOP for ch in word):
+                continue
+            if STATE_RULER.fullmatch(word):
+                continue
+            names.add(word)
+    return sorted(names)
 
 
 def split_sentences(text: str, limit: int = MAX_SENTENCE) -> Iterator[tuple[int, str]]:
@@ -234,7 +275,13 @@ class SilverLabeler:
             add(4, m.start(), m.end(), "PERSON")
         for m in self.noble.finditer(text):
             add(4, m.start(), m.end(), "OFFICIAL_TITLE")
+        # 齊宣王 → 齊 + 宣王, 周厲王 → 周 + 厲王, 晉侯使… → 晉 (the stage's own patterns)
+        for m in STATE_RULER.finditer(text):
+            add(3, m.start(1), m.end(1), "DYNASTY" if m[1] == "周" else "PLACE")
+            add(3, m.start(2), m.end(2), "PERSON")
         if pre_qin:
+            for m in STATE_RANK.finditer(text):
+                add(3, m.start(1), m.end(1), "PLACE")
             for m in self.state.finditer(text):
                 g = 1 if m.group(1) else 2
                 add(4, m.start(g), m.end(g), "PLACE")
@@ -394,6 +441,56 @@ class Synthesizer:
         "{Y}，舊名{Y}，{D}{E}改今名。",
         "{E}，{P}自{W}徙{W}。",
     )
+    # Pre-Qin narrative and dialogue (左傳, 國語, 論語, 孟子 shapes): states as places,
+    # rulers split from their state, names of the period (子X, 公孫X, 叔X, X父) in the
+    # slots a speaker, an envoy or a general takes; {k} is a rank (侯/伯), no entity.
+    PRE_QIN = (
+        "{S}{G}問於{n}曰：",
+        "{n}問{Z}，子曰：",
+        "{n}問{Z}於{n}。",
+        "{n}見{S}{G}。",
+        "{S}{G}使{n}伐{S}。",
+        "{S}{G}卒，子{n}立。",
+        "{S}王{n}起師伐{S}。",
+        "{S}{k}使{n}如{S}。",
+        "{S}{k}卒，{S}人立{n}。",
+        "{n}曰：{S}，大國也。",
+        "{n}者，{S}人也。",
+        "{n}奔{S}，{S}人殺之。",
+        "{S}師敗績，{n}死之。",
+        "{n}謂{n}曰：",
+        "{n}相{S}{G}，{S}以霸。",
+        "{n}、{n}侍坐。",
+        "{S}圍{W}，{n}救之。",
+        "{S}公子{n}出奔{S}。",
+        "{n}、{n}帥師伐{S}，戰于{W}。",
+        "{S}{k}、{S}{k}會于{W}。",
+        "{n}對曰：臣聞之。",
+        "{S}人殺{n}，{n}奔{S}。",
+        "{n}言於{S}{G}曰：",
+        "{H}{G}即位，{n}為{U}。",
+        "{n}事{S}{G}，為{U}。",
+        "{S}{U}{n}曰：",
+        "{n}攻{W}，三月不下。",
+        "{n}諫曰：不可。",
+        "{n}聞之，曰：",
+        "{S}{G}之時，{n}為{S}{U}。",
+    )
+    PRE_QIN_TOPICS = ("孝", "仁", "政", "禮", "士", "友", "知", "恥", "明", "交", "事君")
+    PRE_QIN_TITLES = _words_of("令尹 司馬 司寇 司徒 上卿 相 將軍 太宰 宰 大司馬 左師 右師 上大夫")
+    PRE_QIN_FAMILIES = _words_of(
+        """
+        公孫 叔孫 季孫 孟孫 子 孔 陳 田 屈 伍 樂 范 荀 趙 韓 魏 郤 欒 先 狐 胥 陽 鮑 管
+        晏 高 國 崔 慶 華 向 皇 石 甯 孫 游 罕 駟 豐 甘 蘇 張 蒯 淳于 成 巫 鬥 薳 養 沈
+        """
+    )
+    # A letter's writer by his given name (愈白, 軾啟), a memorial's (臣密言).
+    LETTERS = (
+        "{g}白：{P}足下。",
+        "{g}頓首再拜，{P}足下：",
+        "臣{g}言：臣聞之。",
+        "{g}啟：近奉書，具審起居。",
+    )
     ADMIN_SUFFIXES = ("縣", "縣", "鄉", "里", "州", "城", "邑", "郡")
     SITE_SUFFIXES = (
         "寺",
@@ -420,10 +517,13 @@ class Synthesizer:
     )
     MILITARY_BASES = ("校尉", "都尉", "將軍", "中郎將", "都護", "司馬")
 
-    def __init__(self, rng: random.Random, persons: list[str]) -> None:
+    def __init__(
+        self, rng: random.Random, persons: list[str], speakers: Iterable[str] = ()
+    ) -> None:
         names = lexicon.udkanbun_names()
         self.rng = rng
         self.persons = persons
+        self.speakers = list(speakers)
         self.surnames = [s for s in names.surnames if len(s) <= 2] or ["李", "王", "張"]
         self.common = list(
             "李王張劉陳楊趙黃周吳徐孫胡朱高林何郭馬羅梁宋鄭謝韓唐馮于董蕭程曹袁鄧許傅沈曾彭呂蘇盧蔣蔡賈丁魏薛葉閻余潘杜戴夏鍾汪田任姜范方石姚譚廖鄒熊金陸郝孔白崔康毛邱秦江史顧侯邵孟龍萬段雷錢湯尹黎易常武喬賀賴龔文"
@@ -491,13 +591,30 @@ class Synthesizer:
             return r.choice(self.given_chars)
         return "".join(r.choice(self.given_chars) for _ in range(2))
 
+    def pre_qin_name(self) -> str:
+        """A name of the period: a 四書 speaker, 伯/仲/叔/季 + X, X父, or a family + 1-2."""
+        r = self.rng
+        roll = r.random()
+        if roll < 0.25 and self.speakers:
+            return r.choice(self.speakers)
+        if roll < 0.4:
+            return r.choice("伯仲叔季") + r.choice(self.given_chars)
+        if roll < 0.5:
+            return r.choice(self.given_chars) + r.choice(self.given_chars[:400]) + "父"
+        family = r.choice(self.PRE_QIN_FAMILIES)
+        return family + "".join(r.choice(self.given_chars) for _ in range(r.choice((1, 1, 2))))
+
     def example(self) -> Example:
         roll = self.rng.random()
         pool: tuple[str, ...]
-        if roll < 0.25:
+        if roll < 0.2:
             pool = self.BIO_OPENINGS
-        elif roll < 0.5:
+        elif roll < 0.4:
             pool = self.REFERENCES
+        elif roll < 0.6:
+            pool = self.PRE_QIN
+        elif roll < 0.63:
+            pool = self.LETTERS
         else:
             pool = self.TEMPLATES
         template = self.rng.choice(pool)
@@ -558,6 +675,21 @@ class Synthesizer:
             return body + r.choice(self.SITE_SUFFIXES), "PLACE"
         if slot == "X":
             return r.choice(("飲水而甘", "迎佛骨", "築堤", "讀書", "講學")), None
+        if slot == "n":
+            return self.pre_qin_name(), "PERSON"
+        if slot == "G":  # a Zhou ruler's posthumous name: 宣王, 獻公, 文侯, 惠文王
+            k = r.choice((1, 1, 1, 2))
+            return "".join(r.choice(POSTHUMOUS) for _ in range(k)) + r.choice("王公公侯伯"), (
+                "PERSON"
+            )
+        if slot == "k":
+            return r.choice("侯伯"), None
+        if slot == "Z":
+            return r.choice(self.PRE_QIN_TOPICS), None
+        if slot == "U":
+            return r.choice(self.PRE_QIN_TITLES), "OFFICIAL_TITLE"
+        if slot == "H":
+            return "周", "DYNASTY"
         raise ValueError(slot)
 
 
@@ -607,7 +739,9 @@ def build_dataset(
     if limit_bios is not None:
         bios = bios[:limit_bios]
     persons = sorted({n for n, _ in bios if 2 <= len(n) <= 4})
-    labeler = SilverLabeler(extra_persons=persons)
+    sishu = sishu_paragraphs(root) if limit_bios is None else []
+    speakers = sishu_speakers(sishu)
+    labeler = SilverLabeler(extra_persons=[*persons, *speakers])
     examples: list[Example] = []
     for name, desc in bios:
         # The held-out Tang biographies have no Western-year notes: drop them half the time.
@@ -623,9 +757,9 @@ def build_dataset(
             name, desc = name[1:], desc[1:]
         examples.extend(_sentence_examples(labeler, desc, "song-bio", subject=name))
     if limit_bios is None:
-        for paragraph in sishu_paragraphs(root):
+        for paragraph in sishu:
             examples.extend(_sentence_examples(labeler, paragraph, "sishu", pre_qin=True))
-    synth = Synthesizer(rng, persons)
+    synth = Synthesizer(rng, persons, speakers)
     examples.extend(synth.example() for _ in range(synthetic))
     examples = [_augment(e, rng, synth.given_chars) for e in examples if e.text.strip()]
     rng.shuffle(examples)
