@@ -143,7 +143,7 @@ _COMMISSIONER = "節度使"
 _ZHOU_STATE_CHAR = re.compile(f"[{ZHOU_STATES}]")
 _FIEF_CHAR = re.compile(f"[{_FIEFS}]")
 _STATE_LEFT = set("於之即屬客伐入奔至事仕在歸適如朝使聘救侵圍滅為生先")
-_STATE_RIGHT = set("人之將王侯公君師國相，、。；地都")
+_STATE_RIGHT = set("人之將王侯公君師國相，、。；地都使伐圍侵救")
 # A ruler's full designation: temple name + posthumous title + 皇帝, before 諱 or a comma
 # (世祖光武皇帝諱秀, 太宗文武大聖大廣孝皇帝諱世民); a posthumous 孝元皇后 / 興聖皇帝.
 _RULER_FULL = re.compile(
@@ -1054,8 +1054,42 @@ def find_entities(
     model_found = _model_spans(text) if use_model else []
     merged = merge(text, [*found, *patterns], model_found)
     merged = _given_name_mentions(text, merged)
+    merged = _pre_qin_states(text, merged, context_dynasty)
     dated = {(e.start, e.end): e for e in _resolve_era_dates(text, merged, context_dynasty)}
     return [dated.get((e.start, e.end), e) if e.type == "ERA_DATE" else e for e in merged]
+
+
+# Periods in which 秦, 齊, 晉 ... are states (PLACE), not dynasties.
+_PRE_QIN_DYNASTIES = {"周", "東周", "西周", "春秋", "戰國"}
+# After a state's name, words that make it the dynasty still (秦始皇, 秦二世, 秦末, 周室).
+_STILL_DYNASTY_AFTER = ("始皇", "二世", "皇帝", "元年", "末", "亡", "時", "朝", "代", "室", "滅")
+
+
+def _pre_qin_states(text: str, spans: list[Entity], context_dynasty: str | None) -> list[Entity]:
+    """On a page about the Zhou period, a single 秦/齊/晉/魏 ... the dynasty rules typed
+    DYNASTY is the state, a PLACE (guideline). A page is about that period when its
+    document's dynasty says so, or when it names a Zhou ruler with his state (齊宣王, 晉侯使)
+    or a state that was never an imperial dynasty (楚, 魯, 鄭 ...). ``X者，魏人也`` (the
+    opening of a 史記 biography) makes the state a place on any page."""
+    pre_qin = (
+        context_dynasty in _PRE_QIN_DYNASTIES
+        or STATE_RULER.search(text) is not None
+        or STATE_RANK.search(text) is not None
+        or any(e.type == "PLACE" and e.surface in ZHOU_STATES for e in spans)
+    )
+    out: list[Entity] = []
+    for e in spans:
+        if e.type == "DYNASTY" and len(e.surface) == 1 and e.surface in _FIEFS:
+            opening = (
+                text[max(0, e.start - 2) : e.start] == "者，" and text[e.end : e.end + 1] == "人"
+            )
+            still = text.startswith(_STILL_DYNASTY_AFTER, e.end)
+            if opening or (pre_qin and not still and e.surface != "周"):
+                e = Entity(
+                    "PLACE", e.surface, e.start, e.end, confidence=e.confidence, source=e.source
+                )
+        out.append(e)
+    return out
 
 
 # Before a bare given name that refers back to a person (封亮…, 以權為…, 光以…).

@@ -440,6 +440,14 @@ class Synthesizer:
         "{E}，{P}至{W}，大破之。",
         "{Y}，舊名{Y}，{D}{E}改今名。",
         "{E}，{P}自{W}徙{W}。",
+        # signatures and monks (the 0.5.0 stage's dev errors: 許慎記, 天竺僧慧理建)
+        "{E}，{P}序。",
+        "{E}，歲在{y}，{P}記。",
+        "{E}，{L}僧{c}建。",
+        "{Y}，{D}僧{c}所建。",
+        "{P}謀反，伏誅。",
+        "{P}雪夜入{L}，擒{P}。",
+        "{g}既至{L}，{g}遣使迎之。",
     )
     # Pre-Qin narrative and dialogue (左傳, 國語, 論語, 孟子 shapes): states as places,
     # rulers split from their state, names of the period (子X, 公孫X, 叔X, X父) in the
@@ -690,6 +698,10 @@ class Synthesizer:
             return r.choice(self.PRE_QIN_TITLES), "OFFICIAL_TITLE"
         if slot == "H":
             return "周", "DYNASTY"
+        if slot == "c":  # a monk's dharma name: two characters (慧理, 智顗)
+            return "".join(r.choice(self.given_chars) for _ in range(2)), "PERSON"
+        if slot == "y":  # a sexagenary year: no entity
+            return r.choice(lexicon.STEMS) + r.choice(lexicon.BRANCHES), None
         raise ValueError(slot)
 
 
