@@ -95,6 +95,11 @@ def _table(report: dict[str, Any], errors: int) -> str:
     fair = splits.get("fair*")
     if fair:
         lines += _detail(f"fair* = {' + '.join(fair['splits'])}", fair)
+        for name, row in fair.get("preqin_by_source", {}).items():
+            lines.append(
+                f"  preqin from {name:<6} ({row['sentences']} sentences) P {row['precision']:.3f}"
+                f" R {row['recall']:.3f} F1 {row['f1']:.3f}"
+            )
     era = gold["era_year"]
     lines.append(
         f"era-year accuracy: {era['accuracy']:.3f} ({era['correct']}/{era['gold_era_dates']}; "

@@ -72,6 +72,17 @@ lists had taken from it) and after (0.5.0, neither), same gold file, same code o
 | era-year accuracy | 0.979 | 0.979 |
 | Tang subject recall (open / sealed half) | 0.964 (0.966 / 0.962) | 0.968 (0.969 / 0.967) |
 
+0.6.0 (2026-12-08, issue 15) adds pre-Qin silver data: the 四書's speakers (X曰, X問,
+X對曰 …, filtered: 93 names) labelled PERSON in the 四書, Zhou rulers split from their
+states and states before a bare rank as places (the stage's own `STATE_RULER` and
+`STATE_RANK` patterns), and template sentences of pre-Qin narrative and dialogue (names
+of the period such as 伯X, X父, 公孫X in the slots of speakers, envoys and generals),
+letter writers' given names (X白, 臣X言), signatures and monks. `make train` took
+15 min 27 s wall on the shared machine (load average 5–6: 905 s of training, 699
+CPU-s). Whole stage, 0.5.0 → 0.6.0 with the same rules (the pre-Qin rules of this issue
+included in both): dev 0.875 → 0.876, dev4 0.571 → 0.676, Tang subject recall 0.968 →
+0.966; the fair figures are below.
+
 Loss: cross-entropy per character with entity tags weighted {entity_weight} against O
 (recall was what the merged stage lacked); constrained Viterbi decoding at run time.
 
@@ -155,8 +166,19 @@ prints whether each is met).
   figure is `fair*` (`fresh2`, `fresh3` and the 331 sentences of `fresh4` in six genres,
   all written before any output on them was seen, only their totals read); `fresh*` adds
   `fresh`, which was seen once in an error listing.
-- 0.5.0 is the only run of its session (no selection among runs): the one `make train`
-  after the held-out data and names were removed.
+- 0.5.0 and 0.6.0 are the two runs of the issue-15 session, not a selection: 0.5.0 the
+  one `make train` after the held-out data and names were removed, 0.6.0 the one after
+  the pre-Qin work (a third run, started between them, was stopped before it finished
+  to take the last template changes; it was never scored).
+- How fair `fair*` is, honestly: the author of `fresh4` (the issue-15 helper) also made
+  the 0.6.0 changes afterwards. The changes were chosen from the errors of `dev` and
+  `dev4` only, and no fair error was read, but the author had written the fair sentences
+  and knew their shapes; the fair totals were seen after each step (0.5.0: 0.805; rules
+  alone: 0.826) without a change being kept or dropped for them. 37 of the 98
+  `preqin` sentences of `fair*` (all in `fresh4`) restate 論語 and 孟子 passages from
+  memory, and the 四書 are training text (and the source of the speaker list): those
+  sentences are easier than the 左傳/國語/戰國策/史記 ones (the `preqin` figure by
+  source is given with the fair figures).
 - The Tang set is split in two halves by a hash of the subject's name (`tang_half` in
   `streams/evaluation.py`): from 2026-11-25 on only the `open` half's misses are read,
   the `sealed` half's are never printed. Before that, about 100 misses from the whole set
@@ -240,6 +262,29 @@ def _fair_text(stage: dict[str, Any]) -> str:
         rows.append(
             f"| {t} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
         )
+    low = [g for g, v in fair["per_genre"].items() if v["micro"]["f1"] < 0.85]
+    low_person = [g for g, v in fair["per_genre"].items() if v["person"]["recall"] < 0.90]
+    rows += [
+        "",
+        f"Issue 15's targets on `fair*`: micro F1 {f['f1']:.3f} "
+        + ("≥ " if f["f1"] >= 0.88 else "< ")
+        + "0.88; genres under F1 0.85: "
+        + (", ".join(low) or "none")
+        + "; genres under PERSON recall 0.90: "
+        + (", ".join(low_person) or "none")
+        + ".",
+    ]
+    by_source = fair.get("preqin_by_source", {})
+    if by_source:
+        rows += [
+            "",
+            "`preqin` of `fair*` by source (the 四書 are training text): "
+            + "; ".join(
+                f"{name} {v['sentences']} sentences, F1 {v['f1']:.3f}"
+                for name, v in by_source.items()
+            )
+            + ".",
+        ]
     return "\n".join(rows) + "\n\nAll splits (the whole stage): "
 
 
