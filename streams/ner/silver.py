@@ -483,6 +483,17 @@ class Synthesizer:
         "{n}諫曰：不可。",
         "{n}聞之，曰：",
         "{S}{G}之時，{n}為{S}{U}。",
+        # lords by their fief (孟嘗君, 平原君), kings by state and name (吳王夫差), envoys
+        # entering a state (入秦, 奔晉), ruled-out ranks (晉侯), sons of rulers (公子X)
+        "{J}將入{S}，{n}諫曰：",
+        "{J}聞之，使{n}如{S}。",
+        "{n}客{J}，{J}善之。",
+        "{S}王{n}敗{S}于{W}。",
+        "{S}王{n}聞之，曰：",
+        "{n}奔{S}，{S}{k}納之。",
+        "{n}入{S}，說{S}{G}。",
+        "{S}公子{n}與{S}公子{n}盟于{W}。",
+        "{n}、{n}率{S}師伐{S}。",
     )
     PRE_QIN_TOPICS = ("孝", "仁", "政", "禮", "士", "友", "知", "恥", "明", "交", "事君")
     PRE_QIN_TITLES = _words_of("令尹 司馬 司寇 司徒 上卿 相 將軍 太宰 宰 大司馬 左師 右師 上大夫")
@@ -698,6 +709,8 @@ class Synthesizer:
             return r.choice(self.PRE_QIN_TITLES), "OFFICIAL_TITLE"
         if slot == "H":
             return "周", "DYNASTY"
+        if slot == "J":  # a lord by his fief (孟嘗君, 信陵君): one designation, PERSON
+            return "".join(r.choice(self.given_chars) for _ in range(2)) + "君", "PERSON"
         if slot == "c":  # a monk's dharma name: two characters (慧理, 智顗)
             return "".join(r.choice(self.given_chars) for _ in range(2)), "PERSON"
         if slot == "y":  # a sexagenary year: no entity
