@@ -52,6 +52,9 @@ class StageStatus(BaseModel):
     pages_done: int = 0
     page_count: int | None = None
     stage_version: str | None = None
+    model_version: str | None = Field(
+        None, description="entities only: the gazetteer and model that found the entities"
+    )
     updated_at: datetime | None = None
 
 

@@ -230,10 +230,12 @@ async def stage_status(conn: asyncpg.Connection, document_id: str) -> list[async
 async def stage_versions(
     conn: asyncpg.Connection, document_id: str, version: int
 ) -> dict[str, str]:
-    """The newest stage_version that produced each stage's page results."""
+    """The newest stage_version that produced each stage's page results, and the entity
+    model's version (key ``entities_model``)."""
     row = await conn.fetchrow(
         "SELECT max(text_stage_version) AS extract, max(clean_stage_version) AS clean,"
-        " max(entities_stage_version) AS entities FROM pages"
+        " max(entities_stage_version) AS entities, max(entity_model_version) AS entities_model"
+        " FROM pages"
         " WHERE document_id = $1 AND document_version = $2",
         document_id,
         version,

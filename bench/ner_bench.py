@@ -21,9 +21,10 @@ from pathlib import Path
 
 
 def _pages(chars: int, page: int) -> list[str]:
+    from streams import corpora
     from streams.ner import silver
 
-    text = "".join(d for _, d in silver.tang_biographies(silver.poetry_root()))
+    text = "".join(d for _, d in silver.tang_biographies(corpora.poetry_root()))
     while len(text) < chars:
         text += text
     text = text[:chars]

@@ -82,7 +82,7 @@ def bench_settings(base: Settings) -> Settings:
 
 def tang_poems_dir() -> Path:
     """全唐詩 of the npm chinese-poetry package (`make corpora`): the search corpus."""
-    from streams.ner.silver import poetry_root
+    from streams.corpora import poetry_root
 
     try:
         return poetry_root() / "dist" / "quantangshi"
@@ -91,10 +91,14 @@ def tang_poems_dir() -> Path:
 
 
 def load_poems(limit: int) -> list[dict[str, Any]]:
+    from streams.corpora import load_poetry_json
+
     poems: list[dict[str, Any]] = []
     folder = tang_poems_dir()
     for path in sorted(folder.glob("poet.tang.*.json"), key=lambda p: int(p.stem.split(".")[-1])):
-        for poem in json.loads(path.read_text(encoding="utf-8")):
+        data = load_poetry_json(folder.parent.parent, f"{folder.name}/{path.name}")
+        assert isinstance(data, list)
+        for poem in data:
             if poem.get("author") and poem.get("paragraphs") and poem.get("title"):
                 poems.append(poem)
         if len(poems) >= limit:

@@ -66,3 +66,15 @@ def load_poetry_json(root: Path, rel: str) -> object:
     """One JSON file of chinese-poetry's ``dist/`` (``rel`` relative to it); never 古文觀止."""
     refuse_held_out(rel)
     return json.loads((root / "dist" / rel).read_text(encoding="utf-8"))
+
+
+def held_out_text(root: Path) -> str:
+    """The held-out work's text, for one use only: checking that evaluation data (the gold
+    sentences) does not copy it. Never a source of training, tuning, word lists or pages."""
+    data = json.loads((root / "dist" / HELD_OUT_FILES[0]).read_text(encoding="utf-8"))
+    return "\n".join(
+        paragraph
+        for volume in data["content"]
+        for chapter in volume["content"]
+        for paragraph in [chapter.get("chapter", ""), *chapter["paragraphs"]]
+    )

@@ -120,6 +120,18 @@ _FIEFS = "秦齊燕魏吳晉宋陳梁代寧" + ZHOU_STATES
 _STATE_NOBLE = re.compile(
     rf"(?:(?<![{CJK}])|(?<=[子事封為{SINGLE_DYNASTIES}]))([{_FIEFS}](?:王|侯))(?=[{CJK}])"
 )
+# Zhou-period rulers (guideline: 楚懷王 → 楚 + 懷王): a state, a posthumous name and 王/公/
+# 侯/伯 (齊宣王, 晉獻公, 魏文侯, 趙惠文王); 周 is the dynasty (周厲王 → 周 + 厲王). A state's
+# ruler named by rank alone (晉侯使…, 秦伯卒): the state is the place, the rank no entity.
+POSTHUMOUS = "桓文武成康昭穆共懿孝夷厲宣幽平惠襄莊靈景悼簡定哀頃獻僖釐閔隱元威烈安懷湣敬貞聲戴顯"
+STATE_RULER = re.compile(
+    rf"(?<![南北東西前後劉蕭曹孫大有皇])([周{_FIEFS}])([{POSTHUMOUS}]{{1,2}}[王公侯伯])"
+)
+STATE_RANK = re.compile(
+    rf"(?<![南北東西前後劉蕭曹孫大有皇{CJK}])([{_FIEFS}])[侯伯]"
+    r"(?=[使伐卒薨會及以與之曰入侵圍救在出奔聞謂命召盟朝歸立享飲納問見執殺敗遷請許辭賜圖"
+    r"將亦乃遂既有欲，。、；])"
+)
 # Offices written as phrases: 督中外諸軍事, 都督荊州諸軍事, 錄尚書事, 同中書門下三品.
 _OFFICE_PHRASE = re.compile(
     rf"(?:都)?督[{CJK}]{{1,6}}?諸軍事|錄尚書事|開府儀同三司|同(?:中書門下|鳳閣鸞臺)(?:平章事|三品)"
@@ -131,7 +143,7 @@ _COMMISSIONER = "節度使"
 _ZHOU_STATE_CHAR = re.compile(f"[{ZHOU_STATES}]")
 _FIEF_CHAR = re.compile(f"[{_FIEFS}]")
 _STATE_LEFT = set("於之即屬客伐入奔至事仕在歸適如朝使聘救侵圍滅為生先")
-_STATE_RIGHT = set("人之將王侯公君師國相，、。；地都")
+_STATE_RIGHT = set("人之將王侯公君師國相，、。；地都使伐圍侵救")
 # A ruler's full designation: temple name + posthumous title + 皇帝, before 諱 or a comma
 # (世祖光武皇帝諱秀, 太宗文武大聖大廣孝皇帝諱世民); a posthumous 孝元皇后 / 興聖皇帝.
 _RULER_FULL = re.compile(
@@ -381,6 +393,16 @@ def gazetteer_spans(text: str) -> list[Entity]:
         if not _is_cjk(ch):
             i += 1
             continue
+        ruler = STATE_RULER.match(text, i)
+        if ruler is not None:
+            out.extend(_state_ruler(ruler))
+            i = ruler.end()
+            continue
+        rank = STATE_RANK.match(text, i)
+        if rank is not None:
+            out.append(Entity("PLACE", ch, i, i + 1, confidence=0.7, source="pattern"))
+            i += 2
+            continue
         era = _era_date_at(text, i, g)
         word = _word_at(text, i, g)
         if era is not None and (word is None or era[1] >= len(word)):
@@ -402,6 +424,16 @@ def gazetteer_spans(text: str) -> list[Entity]:
             out.append(_dynasty_entity(ch, i, "gazetteer", 0.8))
         i += 1
     return out
+
+
+def _state_ruler(m: re.Match[str]) -> list[Entity]:
+    """周 + 厲王 (dynasty, person) or 齊 + 宣王 (place, person) of a STATE_RULER match."""
+    state = (
+        _dynasty_entity(m[1], m.start(1), "pattern", 0.8)
+        if m[1] == "周"
+        else Entity("PLACE", m[1], m.start(1), m.end(1), confidence=0.8, source="pattern")
+    )
+    return [state, Entity("PERSON", m[2], m.start(2), m.end(2), confidence=0.8, source="pattern")]
 
 
 def pattern_spans(text: str, known: Sequence[Entity] = ()) -> list[Entity]:
@@ -641,6 +673,8 @@ def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
         if k.type != "PLACE":
             continue
         a, b = k.start, k.end
+        if STATE_RANK.match(text, a):
+            continue  # 晉侯使…: the state's ruler by rank, no title
         if k.surface[-1] in "郡縣" and text[b : b + 1] in ("王", "公", "侯"):
             title(a, b + 1)
             continue
@@ -656,7 +690,8 @@ def _noble_and_state_spans(text: str, known: Sequence[Entity]) -> list[Entity]:
         ):
             title(a, text.index(_COMMISSIONER, b) + len(_COMMISSIONER))
     for m in _STATE_NOBLE.finditer(text):
-        title(m.start(1), m.end(1), 0.6)
+        if not STATE_RANK.match(text, m.start(1)):  # 晉侯使…: the state, no title
+            title(m.start(1), m.end(1), 0.6)
     for m in _ENTHRONED.finditer(text):
         if m[1] != "皇帝":
             title(m.start(1), m.end(1), 0.6)
@@ -1019,8 +1054,42 @@ def find_entities(
     model_found = _model_spans(text) if use_model else []
     merged = merge(text, [*found, *patterns], model_found)
     merged = _given_name_mentions(text, merged)
+    merged = _pre_qin_states(text, merged, context_dynasty)
     dated = {(e.start, e.end): e for e in _resolve_era_dates(text, merged, context_dynasty)}
     return [dated.get((e.start, e.end), e) if e.type == "ERA_DATE" else e for e in merged]
+
+
+# Periods in which 秦, 齊, 晉 ... are states (PLACE), not dynasties.
+_PRE_QIN_DYNASTIES = {"周", "東周", "西周", "春秋", "戰國"}
+# After a state's name, words that make it the dynasty still (秦始皇, 秦二世, 秦末, 周室).
+_STILL_DYNASTY_AFTER = ("始皇", "二世", "皇帝", "元年", "末", "亡", "時", "朝", "代", "室", "滅")
+
+
+def _pre_qin_states(text: str, spans: list[Entity], context_dynasty: str | None) -> list[Entity]:
+    """On a page about the Zhou period, a single 秦/齊/晉/魏 ... the dynasty rules typed
+    DYNASTY is the state, a PLACE (guideline). A page is about that period when its
+    document's dynasty says so, or when it names a Zhou ruler with his state (齊宣王, 晉侯使)
+    or a state that was never an imperial dynasty (楚, 魯, 鄭 ...). ``X者，魏人也`` (the
+    opening of a 史記 biography) makes the state a place on any page."""
+    pre_qin = (
+        context_dynasty in _PRE_QIN_DYNASTIES
+        or STATE_RULER.search(text) is not None
+        or STATE_RANK.search(text) is not None
+        or any(e.type == "PLACE" and e.surface in ZHOU_STATES for e in spans)
+    )
+    out: list[Entity] = []
+    for e in spans:
+        if e.type == "DYNASTY" and len(e.surface) == 1 and e.surface in _FIEFS:
+            opening = (
+                text[max(0, e.start - 2) : e.start] == "者，" and text[e.end : e.end + 1] == "人"
+            )
+            still = text.startswith(_STILL_DYNASTY_AFTER, e.end)
+            if opening or (pre_qin and not still and e.surface != "周"):
+                e = Entity(
+                    "PLACE", e.surface, e.start, e.end, confidence=e.confidence, source=e.source
+                )
+        out.append(e)
+    return out
 
 
 # Before a bare given name that refers back to a person (封亮…, 以權為…, 光以…).

@@ -183,6 +183,7 @@ async def document_detail(
                 pages_done=s["pages_done"] if s else 0,
                 page_count=s["pages_total"] if s else row["page_count"],
                 stage_version=produced_by.get(stage),
+                model_version=produced_by.get(f"{stage}_model"),
                 updated_at=s["updated_at"] if s else None,
             )
         )

@@ -58,7 +58,7 @@ STOP_PLACES = {
     "京畿", "北地", "南夷", "右州", "古謂", "信陽州", "大理", "渤海", "南平", "吳越", "五松",
     "交河", "三河", "三川", "中州", "五州", "五源", "上林", "南巣",
 }  # fmt: skip
-# A dynasty before a ruler's name is its own span (唐 | 太宗): no combined entries.
+# A dynasty or a Zhou state before a ruler's name is its own span (唐 | 太宗, 齊 | 宣王).
 STOP_PERSONS = {
     "秦始皇",
     "漢高祖",
@@ -70,8 +70,9 @@ STOP_PERSONS = {
     "湯",
     "桀",
     "紂",
-    "鄭伯",
-    "莊公",
+    "梁惠王",
+    "齊宣王",
+    "滕文公",
     "告子",
     "萬章",
     "離婁",
@@ -95,13 +96,12 @@ STOP_DYNASTIES = {"大明", "大理", "渤海", "有明", "有唐", "有宋", "�
 
 def surnames() -> list[str]:
     """Surnames from 百家姓 (npm chinese-poetry, MIT) plus EXTRA_SURNAMES."""
-    import json
     import re
 
-    from streams.ner import silver
+    from streams.corpora import load_poetry_json, poetry_root
 
-    path = silver.poetry_root() / "dist" / "mengxue" / "baijiaxing.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
+    data = load_poetry_json(poetry_root(), "mengxue/baijiaxing.json")
+    assert isinstance(data, dict)
     out: set[str] = set(EXTRA_SURNAMES)
     compound = False  # from 萬俟司馬 on, a four-character phrase holds two compound surnames
     for line in data["paragraphs"]:
@@ -133,13 +133,14 @@ STOP_GIVEN = {"天下", "北山", "順德", "昭宗", "景宗", "則天", "相�
 def given_names(family: set[str]) -> dict[str, str]:
     """Two-character given names: udkanbun's name list and the given names of the Song
     biography subjects (training data; the held-out Tang biographies are never read)."""
+    from streams.corpora import poetry_root
     from streams.ner import silver
 
     out: dict[str, str] = {}
     for g in lexicon.udkanbun_names().given_names:
         if len(g) == 2 and all(0x3400 <= ord(ch) <= 0x9FFF for ch in g):
             out.setdefault(g, "udkanbun")
-    for name, _ in silver.song_biographies(silver.poetry_root()):
+    for name, _ in silver.song_biographies(poetry_root()):
         if len(name) == 3 and name[0] in family and name[0] != "釋":
             given = name[1:]
         elif len(name) == 4 and name[:2] in family:

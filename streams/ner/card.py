@@ -58,6 +58,35 @@ wall, 265 CPU-s) gave the same `vocab.json` and a float model within 6.2e-6 of t
 shipped weights — not byte-identical: floating-point sums are not bit-stable across
 machines and thread schedules — with the same spans on all 495 gold sentences; its int8
 model differs from the shipped one on 12 of 1,603 gold spans (rounding at the int8 steps).
+0.5.0 (2026-12-08) is the first model trained without 古文觀止: `make train` (seed 13)
+took 4 min 50 s wall on the shared 2-core machine, pip check included (275 s of training,
+409 CPU-s). The whole stage before (0.4.1, trained with 古文觀止 and with the 28 names its
+lists had taken from it) and after (0.5.0, neither), same gold file, same code otherwise:
+
+| `piaoxi eval entities` | 0.4.1 | 0.5.0 |
+|---|---|---|
+| gold micro P / R / F1 (495 sentences) | 0.922 / 0.831 / 0.874 | 0.910 / 0.831 / 0.869 |
+| PERSON F1 / PLACE F1 | 0.848 / 0.846 | 0.838 / 0.842 |
+| F1 of dev / fresh / fresh2 / fresh3 | .879 / .832 / .848 / .903 | .874 / .818 / .831 / .914 |
+| fresh* F1 (161 sentences) | 0.864 | 0.858 |
+| era-year accuracy | 0.979 | 0.979 |
+| Tang subject recall (open / sealed half) | 0.964 (0.966 / 0.962) | 0.968 (0.969 / 0.967) |
+
+0.6.0 (2026-12-08, issue 15) adds pre-Qin silver data: the 四書's speakers (X曰, X問,
+X對曰 …, filtered: 93 names) labelled PERSON in the 四書, Zhou rulers split from their
+states and states before a bare rank as places (the stage's own `STATE_RULER` and
+`STATE_RANK` patterns), and template sentences of pre-Qin narrative and dialogue (names
+of the period such as 伯X, X父, 公孫X in the slots of speakers, envoys and generals),
+letter writers' given names (X白, 臣X言), signatures and monks. `make train` took
+15 min 27 s wall on the shared machine (load average 5–6: 905 s of training, 699
+CPU-s). Whole stage, 0.5.0 → 0.6.0 with the same rules (the pre-Qin rules of this issue
+included in both): dev 0.875 → 0.876, dev4 0.571 → 0.676, Tang subject recall 0.968 →
+0.966, fair* 0.826 → 0.836. 0.6.1 (shipped) adds template sentences of lords by their
+fief (X君), kings by state and name (吳王X), envoys entering states and sons of rulers
+(`make train`: 19 min 38 s wall, load average 6–7): dev 0.876 → 0.877, dev4 0.676 →
+0.702, Tang 0.966 → 0.965, fair* 0.836 → 0.839 (kept for its dev and dev4 figures, which
+were looked at first); the fair figures are below.
+
 Loss: cross-entropy per character with entity tags weighted {entity_weight} against O
 (recall was what the merged stage lacked); constrained Viterbi decoding at run time.
 
@@ -68,7 +97,11 @@ Silver data ({train_examples:,} sentences, {train_chars:,} characters; built by
   labelled PERSON wherever it occurs; other entities by the rules and lists below. Half
   of the biographies lose their Western-year notes (（九二七～九七六）), which the
   held-out Tang biographies do not have.
-- 古文觀止 and the 四書 (Lunyu converted with OpenCC s2t), labelled by lists and patterns.
+- The 四書 (論語, 孟子, 大學, 中庸; converted with OpenCC s2t), labelled by lists and
+  patterns. Since 0.5.0 not 古文觀止: the project's owner holds it out for evaluation,
+  so `streams/corpora.py` refuses to load it, and the names the lists had taken from it
+  (its editors and authors, the people of its first chapter) were removed unless another
+  installed source names them (tests/unit/test_held_out.py).
 - Lists: chhiskit reign eras and dynasties (s2t), udkanbun surnames, given names and
   places, hand lists of titles (with ministry/bureau compounds), places, books, famous
   persons (no Tang-biography subject was added by hand).
@@ -87,8 +120,9 @@ Silver data ({train_examples:,} sentences, {train_chars:,} characters; built by
   a third of multi-character PERSON spans get random given-name characters (the model
   must find a name's end from its context, not from names it has seen).
 
-Never used for training or for the word lists: the Tang author biographies
-(held-out set) and `tests/data/gold_entities.jsonl` (the gold set, all three splits).
+Never used for training or for the word lists: 古文觀止 (held out by the project's
+owner), the Tang author biographies (held-out set) and `tests/data/gold_entities.jsonl`
+(the gold set, all its splits).
 
 ## Scores
 
@@ -104,8 +138,10 @@ Gold per type (model alone):
 
 {gold_types}
 
-The issue's gold target (micro F1 ≥ 0.85) is for the whole entity stage (model merged
-with the gazetteer by `streams/entities.py`):
+The gold targets are for the whole entity stage (model merged with the gazetteer by
+`streams/entities.py`): issue 15 asks, on the fair splits together, micro F1 ≥ 0.88,
+F1 ≥ 0.85 in every genre and PERSON recall ≥ 0.90 in every genre (`piaoxi eval entities`
+prints whether each is met).
 
 {stage}
 
@@ -130,9 +166,25 @@ with the gazetteer by `streams/entities.py`):
   (stage 0.890) and lower on the gold fresh split (0.815 vs 0.832); it was not shipped
   because the committed code no longer builds its data. No
   word, name or sentence from either set went into the training data or the lists, but
-  the scores are somewhat optimistic for that reason; the gold `fresh` splits (`fresh2`
-  and `fresh3` written before any output on them was seen; all three reported together
-  as `fresh*`) are the fairest gold figure.
+  the scores are somewhat optimistic for that reason. Since issue 15 the fair gold
+  figure is `fair*` (`fresh2`, `fresh3` and the 331 sentences of `fresh4` in six genres,
+  all written before any output on them was seen, only their totals read); `fresh*` adds
+  `fresh`, which was seen once in an error listing.
+- 0.5.0, 0.6.0 and 0.6.1 are the three scored runs of the issue-15 session, each the one
+  `make train` after a change of the silver data (0.5.0: the held-out data and names
+  removed; 0.6.0: the pre-Qin data; 0.6.1: more pre-Qin templates), not a selection
+  among seeds; a fourth run, started before 0.6.0, was stopped before it finished to
+  take the last template changes and never scored. 0.6.1 was kept over 0.6.0 because of
+  its dev and dev4 scores.
+- How fair `fair*` is, honestly: the author of `fresh4` (the issue-15 helper) also made
+  the 0.6.0 changes afterwards. The changes were chosen from the errors of `dev` and
+  `dev4` only, and no fair error was read, but the author had written the fair sentences
+  and knew their shapes; the fair totals were seen after each step (0.5.0: 0.805; rules
+  alone: 0.826; 0.6.0: 0.836) without a change being kept or dropped for them. 37 of the 98
+  `preqin` sentences of `fair*` (all in `fresh4`) restate 論語 and 孟子 passages from
+  memory, and the 四書 are training text (and the source of the speaker list): those
+  sentences are easier than the 左傳/國語/戰國策/史記 ones (the `preqin` figure by
+  source is given with the fair figures).
 - The Tang set is split in two halves by a hash of the subject's name (`tang_half` in
   `streams/evaluation.py`): from 2026-11-25 on only the `open` half's misses are read,
   the `sealed` half's are never printed. Before that, about 100 misses from the whole set
@@ -167,9 +219,10 @@ def _stage_text(stage: dict[str, Any] | None) -> str:
         return "Not measured with this model yet: `piaoxi eval entities`."
     m = stage["gold"]["micro"]
     splits = "; ".join(
-        f"{name} F1 {v['micro']['f1']:.3f}" for name, v in stage.get("gold_splits", {}).items()
+        f"{name} F1 {v['micro']['f1']:.3f}" + ("" if v.get("fair") else " (not fair)")
+        for name, v in stage.get("gold_splits", {}).items()
     )
-    return (
+    return _fair_text(stage) + (
         f"`piaoxi eval entities` (stage model `{stage['model_version']}`): gold micro "
         f"P {m['precision']:.3f} / R {m['recall']:.3f} / F1 {m['f1']:.3f} ({splits}); "
         f"Tang subject recall {stage['tang']['recall']:.3f}{_halves(stage['tang'])}; "
@@ -182,6 +235,63 @@ def _stage_text(stage: dict[str, Any] | None) -> str:
             else ""
         )
     )
+
+
+def _fair_text(stage: dict[str, Any]) -> str:
+    """The fair figures: the splits nobody read an error of, per type and per genre."""
+    fair = stage.get("gold_splits", {}).get("fair*")
+    if not fair:
+        return ""
+    rows = [
+        f"Fair figures: `fair*` = {' + '.join(f'`{s}`' for s in fair['splits'])}, "
+        f"{fair['sentences']} sentences written before any output on them was seen and whose "
+        "errors nobody has read (only totals). Every other split is not fair: `dev` and "
+        "`dev4` were tuned on (their errors are listed), `fresh` was seen once in an error "
+        "listing, and the whole gold set includes them.",
+        "",
+        "| fair*: genre | sentences | P | R | F1 | PERSON R |",
+        "|---|---|---|---|---|---|",
+    ]
+    for genre, row in fair["per_genre"].items():
+        g = row["micro"]
+        rows.append(
+            f"| {genre} | {row['sentences']} | {g['precision']:.3f} | {g['recall']:.3f} | "
+            f"{g['f1']:.3f} | {row['person']['recall']:.3f} |"
+        )
+    f = fair["micro"]
+    rows.append(
+        f"| **all** | {fair['sentences']} | {f['precision']:.3f} | {f['recall']:.3f} | "
+        f"{f['f1']:.3f} | {fair['per_type']['PERSON']['recall']:.3f} |"
+    )
+    rows += ["", "| fair*: type | P | R | F1 | n |", "|---|---|---|---|---|"]
+    for t, v in fair["per_type"].items():
+        rows.append(
+            f"| {t} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
+        )
+    low = [g for g, v in fair["per_genre"].items() if v["micro"]["f1"] < 0.85]
+    low_person = [g for g, v in fair["per_genre"].items() if v["person"]["recall"] < 0.90]
+    rows += [
+        "",
+        f"Issue 15's targets on `fair*`: micro F1 {f['f1']:.3f} "
+        + ("≥ " if f["f1"] >= 0.88 else "< ")
+        + "0.88; genres under F1 0.85: "
+        + (", ".join(low) or "none")
+        + "; genres under PERSON recall 0.90: "
+        + (", ".join(low_person) or "none")
+        + ".",
+    ]
+    by_source = fair.get("preqin_by_source", {})
+    if by_source:
+        rows += [
+            "",
+            "`preqin` of `fair*` by source (the 四書 are training text): "
+            + "; ".join(
+                f"{name} {v['sentences']} sentences, F1 {v['f1']:.3f}"
+                for name, v in by_source.items()
+            )
+            + ".",
+        ]
+    return "\n".join(rows) + "\n\nAll splits (the whole stage): "
 
 
 def render(

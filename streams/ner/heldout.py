@@ -91,6 +91,7 @@ def _prf(tp: int, fp: int, fn: int) -> dict[str, float]:
 
 
 def main() -> None:
+    from streams import corpora
     from streams.ner import silver
 
     parser = argparse.ArgumentParser(description="Held-out checks of the entity model")
@@ -100,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     tagger = Tagger.load(args.model)
     report: dict[str, Any] = {
-        "tang_subject": subject_recall(tagger, silver.tang_biographies(silver.poetry_root()))
+        "tang_subject": subject_recall(tagger, silver.tang_biographies(corpora.poetry_root()))
     }
     if args.gold.exists():
         report["gold"] = gold_scores(tagger, args.gold)

@@ -141,14 +141,18 @@ FAMOUS_PERSONS = _words(
     歐陽修 司馬光 王安石 蘇軾 蘇轍 蘇洵 曾鞏 范仲淹 韓琦 富弼 文彥博 包拯 岳飛 秦檜
     韓世忠 辛棄疾 陸游 朱熹 程顥 程頤 周敦頤 張載 邵雍 陸九淵 黃庭坚 黃庭堅 米芾
     蔡襄 蔡京 童貫 文天祥 陸秀夫 張世傑 趙匡胤 趙光義 趙普 寇準 晏殊 柳永 李清照
-    楊萬里 范成大 尤袤 姜夔 吳楚材 吳調侯 吳興祚 劉基 宋濂 方孝孺 王守仁 王陽明 海瑞
+    楊萬里 范成大 尤袤 姜夔 劉基 宋濂 方孝孺 王守仁 王陽明 海瑞
     張居正 戚繼光 鄭和 于謙 歸有光 顧炎武 黃宗羲 王夫之 紀昀 曾國藩 李鴻章 左宗棠
-    林則徐 屈原 宋玉 左丘明 公羊高 穀梁赤 劉向 李斯 劉徹 劉啓 劉恆 李陵 楊惲 路溫舒
-    鄒陽 馬援 孔稚珪 李華 駱賓王 王勃 李格非 李覯 王禹偁 錢公輔 唐順之 宗臣 張溥
-    王世貞 茅坤 袁宏道 王鏊 鄭伯 莊公 共叔段 武姜 祭仲 梁惠王 齊宣王 滕文公 告子
+    林則徐 屈原 宋玉 左丘明 李華 駱賓王 王勃 李格非 李覯 王禹偁 錢公輔
+    梁惠王 齊宣王 滕文公 告子
     萬章 公孫丑 離婁 陽貨 季氏 微子 堯 舜 禹 湯 桀 紂
     """
 )
+# 古文觀止 is held out (streams.corpora): the names first taken from it (its editors, its
+# authors, the people of its first chapter) were removed on 2026-12-08, except those another
+# installed source names: 屈原 宋玉 (authors in chuci), 左丘明 (論語), 李華 駱賓王 王勃
+# (authors in 全唐詩), 李格非 李覯 王禹偁 錢公輔 (Song authors). tests/unit/test_held_out.py
+# keeps the removed ones out.
 
 # Zhou-period states: PLACE by the guideline (not DYNASTY); tagged in context only.
 ZHOU_STATES = "魯齊晉楚秦宋衛鄭陳蔡吳越燕趙韓魏曹許莒邾杞虞虢滕薛"

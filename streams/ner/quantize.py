@@ -27,9 +27,10 @@ CALIBRATION_CHUNKS = 300
 
 def calibration_texts() -> list[str]:
     """The Song biographies of the silver data (training data), in their stored order."""
+    from streams import corpora
     from streams.ner import silver
 
-    return [desc for _, desc in silver.song_biographies(silver.poetry_root())]
+    return [desc for _, desc in silver.song_biographies(corpora.poetry_root())]
 
 
 def calibration_rows(tagger: Tagger, texts: list[str], count: int) -> list[np.ndarray]:

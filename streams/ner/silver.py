@@ -1,31 +1,55 @@
 """Silver training data: rule- and list-labelled classical text plus synthetic sentences.
 
-Sources (all offline): chinese-poetry's Song author biographies (the subject's name is
-known), 古文觀止 and the 四書, converted to traditional characters with OpenCC s2t;
-word lists from ``lexicon``. The Tang author biographies are the held-out set: they are
-read only by ``tang_biographies`` for evaluation, never by ``build_dataset``. The gold
-set in ``tests/data`` is never read here.
+Sources (all offline, every file read through ``streams.corpora.load_poetry_json``):
+chinese-poetry's Song author biographies (the subject's name is known) and the 四書,
+converted to traditional characters with OpenCC s2t; word lists from ``lexicon``.
+``TRAINING_FILES`` names every file ``build_dataset`` reads. 古文觀止 is held out by the
+project's owner and is never read here (``streams.corpora`` refuses it). The Tang author
+biographies are the held-out silver set: read only by ``tang_biographies`` for
+evaluation, never by ``build_dataset``. The gold set in ``tests/data`` is never read here.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streams.corpora import load_poetry_json, poetry_root
+from streams.entities import POSTHUMOUS, STATE_RANK, STATE_RULER
 from streams.ner import lexicon
 from streams.ner.labels import ENTITY_TYPES
 
-POETRY_ENV = "PIAOXI_CHINESE_POETRY_DIR"
-# `make corpora` installs the npm package here (repo-local, not committed: 350 MB).
-POETRY_CANDIDATES = (
-    Path(__file__).resolve().parents[2] / ".corpora" / "node_modules" / "chinese-poetry",
-    Path("node_modules/chinese-poetry"),
+SONG_BIOGRAPHIES = "quantangshi/authors.song.json"
+TANG_BIOGRAPHIES = "quantangshi/authors.tang.json"  # held-out silver set: evaluation only
+SISHU_LISTS = ("lunyu/lunyu.json", "sishuwujing/mengzi.json")
+SISHU_WHOLE = ("sishuwujing/daxue.json", "sishuwujing/zhongyong.json")
+# Every chinese-poetry file build_dataset reads (a test checks none is held out).
+TRAINING_FILES = (SONG_BIOGRAPHIES, *SISHU_LISTS, *SISHU_WHOLE)
+# OpenCC s2t errors in the 四書's names (丑 → 醜, 咸 → 鹹).
+SISHU_FIXES = {"公孫醜": "公孫丑", "鹹丘": "咸丘"}
+# Who speaks and asks in the 四書 (X曰, X問, X對曰, X見): distant supervision for PERSON;
+# these words are what such a slot holds when it is not a name.
+SPEAKER = re.compile(r"(?:^|[，。；：！？「」『』])([\u3400-\u9fff]{2,3}?)(?:問|曰|對曰|見|謂)")
+SPEAKER_STOP = set(
+    "之其我吾何以則而不此是皆必將可所也者未欲告彼且每或語生今古雖居立在疑善非君卒見說笑忍人王言問諺"
+    "命然使謂請後日願亦目無弗答鄙左右歎囂悻睟頻顣故身載好尚慍來訓亟得召書"
 )
+SPEAKER_NOT = {
+    "大夫",
+    "門人",
+    "童子",
+    "太宰",
+    "世子",
+    "從者",
+    "晨門",
+    "士庶人",
+    "夫子",
+    "天子",
+    "孺子",
+}
 
 MAX_SENTENCE = 120
 CJK = "\u3400-\u9fff"
@@ -70,68 +94,50 @@ class _Candidate:
     type: str = field(compare=False)
 
 
-def poetry_root(explicit: str | Path | None = None) -> Path:
-    """Directory of the npm ``chinese-poetry`` package (the one holding ``dist/``)."""
-    candidates = [Path(explicit)] if explicit else []
-    if os.environ.get(POETRY_ENV):
-        candidates.append(Path(os.environ[POETRY_ENV]))
-    candidates.extend(POETRY_CANDIDATES)
-    for c in candidates:
-        if (c / "dist").is_dir():
-            return c
-    raise FileNotFoundError(
-        f"chinese-poetry not found: run `make corpora` (npm install into .corpora/) or set"
-        f" {POETRY_ENV}"
-    )
-
-
-def _load(root: Path, rel: str) -> object:
-    return json.loads((root / "dist" / rel).read_text(encoding="utf-8"))
-
-
 def song_biographies(root: Path) -> list[tuple[str, str]]:
     """(name, biography) pairs of Song poets, the main training source."""
-    data = _load(root, "quantangshi/authors.song.json")
+    data = load_poetry_json(root, SONG_BIOGRAPHIES)
     assert isinstance(data, list)
     return [(d["name"].strip(), d["desc"].strip()) for d in data if d.get("desc")]
 
 
 def tang_biographies(root: Path) -> list[tuple[str, str]]:
     """(name, biography) pairs of Tang poets: the HELD-OUT set, for evaluation only."""
-    data = _load(root, "quantangshi/authors.tang.json")
+    data = load_poetry_json(root, TANG_BIOGRAPHIES)
     assert isinstance(data, list)
     return [(d["name"].strip(), d["desc"].strip()) for d in data if d.get("desc")]
 
 
-def guwen_paragraphs(root: Path) -> tuple[list[tuple[str, bool]], list[str]]:
-    """(paragraph, written before Qin?) of 古文觀止, and the names of its authors."""
-    data = _load(root, "mengxue/guwenguanzhi.json")
-    assert isinstance(data, dict)
-    paragraphs: list[tuple[str, bool]] = []
-    authors: set[str] = set()
-    for volume in data["content"]:
-        for chapter in volume["content"]:
-            era, _, author = chapter.get("author", "").partition("：")
-            author = author.replace("撰", "").strip()
-            if 2 <= len(author) <= 4 and author != "佚名":
-                authors.add(author)
-            pre_qin = era.strip() == "先秦"
-            paragraphs.extend((p, pre_qin) for p in chapter["paragraphs"] if p.strip())
-    return paragraphs, sorted(authors)
-
-
 def sishu_paragraphs(root: Path) -> list[str]:
     out: list[str] = []
-    for rel in ("lunyu/lunyu.json", "sishuwujing/mengzi.json"):
-        data = _load(root, rel)
+    for rel in SISHU_LISTS:
+        data = load_poetry_json(root, rel)
         assert isinstance(data, list)
         for chapter in data:
             out.extend(chapter["paragraphs"])
-    for rel in ("sishuwujing/daxue.json", "sishuwujing/zhongyong.json"):
-        data = _load(root, rel)
+    for rel in SISHU_WHOLE:
+        data = load_poetry_json(root, rel)
         assert isinstance(data, dict)
         out.extend(data["paragraphs"])
-    return [lexicon._s2t(p) for p in out if p.strip()]
+    converted = [lexicon._s2t(p) for p in out if p.strip()]
+    for wrong, right in SISHU_FIXES.items():
+        converted = [p.replace(wrong, right) for p in converted]
+    return converted
+
+
+def sishu_speakers(paragraphs: Iterable[str]) -> list[str]:
+    """Names heading a speech or a question in the 四書 (孟子, 子貢, 萬章, 季康子 ...);
+    a Zhou ruler (齊宣王) is left to the state-ruler pattern, which splits it."""
+    names: set[str] = set()
+    for p in paragraphs:
+        for m in SPEAKER.finditer(p):
+            word = m[1]
+            if word in SPEAKER_NOT or any(ch in SPEAKER_STOP for ch in word):
+                continue
+            if STATE_RULER.fullmatch(word):
+                continue
+            names.add(word)
+    return sorted(names)
 
 
 def split_sentences(text: str, limit: int = MAX_SENTENCE) -> Iterator[tuple[int, str]]:
@@ -269,7 +275,13 @@ class SilverLabeler:
             add(4, m.start(), m.end(), "PERSON")
         for m in self.noble.finditer(text):
             add(4, m.start(), m.end(), "OFFICIAL_TITLE")
+        # 齊宣王 → 齊 + 宣王, 周厲王 → 周 + 厲王, 晉侯使… → 晉 (the stage's own patterns)
+        for m in STATE_RULER.finditer(text):
+            add(3, m.start(1), m.end(1), "DYNASTY" if m[1] == "周" else "PLACE")
+            add(3, m.start(2), m.end(2), "PERSON")
         if pre_qin:
+            for m in STATE_RANK.finditer(text):
+                add(3, m.start(1), m.end(1), "PLACE")
             for m in self.state.finditer(text):
                 g = 1 if m.group(1) else 2
                 add(4, m.start(g), m.end(g), "PLACE")
@@ -428,6 +440,75 @@ class Synthesizer:
         "{E}，{P}至{W}，大破之。",
         "{Y}，舊名{Y}，{D}{E}改今名。",
         "{E}，{P}自{W}徙{W}。",
+        # signatures and monks (the 0.5.0 stage's dev errors: 許慎記, 天竺僧慧理建)
+        "{E}，{P}序。",
+        "{E}，歲在{y}，{P}記。",
+        "{E}，{L}僧{c}建。",
+        "{Y}，{D}僧{c}所建。",
+        "{P}謀反，伏誅。",
+        "{P}雪夜入{L}，擒{P}。",
+        "{g}既至{L}，{g}遣使迎之。",
+    )
+    # Pre-Qin narrative and dialogue (左傳, 國語, 論語, 孟子 shapes): states as places,
+    # rulers split from their state, names of the period (子X, 公孫X, 叔X, X父) in the
+    # slots a speaker, an envoy or a general takes; {k} is a rank (侯/伯), no entity.
+    PRE_QIN = (
+        "{S}{G}問於{n}曰：",
+        "{n}問{Z}，子曰：",
+        "{n}問{Z}於{n}。",
+        "{n}見{S}{G}。",
+        "{S}{G}使{n}伐{S}。",
+        "{S}{G}卒，子{n}立。",
+        "{S}王{n}起師伐{S}。",
+        "{S}{k}使{n}如{S}。",
+        "{S}{k}卒，{S}人立{n}。",
+        "{n}曰：{S}，大國也。",
+        "{n}者，{S}人也。",
+        "{n}奔{S}，{S}人殺之。",
+        "{S}師敗績，{n}死之。",
+        "{n}謂{n}曰：",
+        "{n}相{S}{G}，{S}以霸。",
+        "{n}、{n}侍坐。",
+        "{S}圍{W}，{n}救之。",
+        "{S}公子{n}出奔{S}。",
+        "{n}、{n}帥師伐{S}，戰于{W}。",
+        "{S}{k}、{S}{k}會于{W}。",
+        "{n}對曰：臣聞之。",
+        "{S}人殺{n}，{n}奔{S}。",
+        "{n}言於{S}{G}曰：",
+        "{H}{G}即位，{n}為{U}。",
+        "{n}事{S}{G}，為{U}。",
+        "{S}{U}{n}曰：",
+        "{n}攻{W}，三月不下。",
+        "{n}諫曰：不可。",
+        "{n}聞之，曰：",
+        "{S}{G}之時，{n}為{S}{U}。",
+        # lords by their fief (孟嘗君, 平原君), kings by state and name (吳王夫差), envoys
+        # entering a state (入秦, 奔晉), ruled-out ranks (晉侯), sons of rulers (公子X)
+        "{J}將入{S}，{n}諫曰：",
+        "{J}聞之，使{n}如{S}。",
+        "{n}客{J}，{J}善之。",
+        "{S}王{n}敗{S}于{W}。",
+        "{S}王{n}聞之，曰：",
+        "{n}奔{S}，{S}{k}納之。",
+        "{n}入{S}，說{S}{G}。",
+        "{S}公子{n}與{S}公子{n}盟于{W}。",
+        "{n}、{n}率{S}師伐{S}。",
+    )
+    PRE_QIN_TOPICS = ("孝", "仁", "政", "禮", "士", "友", "知", "恥", "明", "交", "事君")
+    PRE_QIN_TITLES = _words_of("令尹 司馬 司寇 司徒 上卿 相 將軍 太宰 宰 大司馬 左師 右師 上大夫")
+    PRE_QIN_FAMILIES = _words_of(
+        """
+        公孫 叔孫 季孫 孟孫 子 孔 陳 田 屈 伍 樂 范 荀 趙 韓 魏 郤 欒 先 狐 胥 陽 鮑 管
+        晏 高 國 崔 慶 華 向 皇 石 甯 孫 游 罕 駟 豐 甘 蘇 張 蒯 淳于 成 巫 鬥 薳 養 沈
+        """
+    )
+    # A letter's writer by his given name (愈白, 軾啟), a memorial's (臣密言).
+    LETTERS = (
+        "{g}白：{P}足下。",
+        "{g}頓首再拜，{P}足下：",
+        "臣{g}言：臣聞之。",
+        "{g}啟：近奉書，具審起居。",
     )
     ADMIN_SUFFIXES = ("縣", "縣", "鄉", "里", "州", "城", "邑", "郡")
     SITE_SUFFIXES = (
@@ -455,10 +536,13 @@ class Synthesizer:
     )
     MILITARY_BASES = ("校尉", "都尉", "將軍", "中郎將", "都護", "司馬")
 
-    def __init__(self, rng: random.Random, persons: list[str]) -> None:
+    def __init__(
+        self, rng: random.Random, persons: list[str], speakers: Iterable[str] = ()
+    ) -> None:
         names = lexicon.udkanbun_names()
         self.rng = rng
         self.persons = persons
+        self.speakers = list(speakers)
         self.surnames = [s for s in names.surnames if len(s) <= 2] or ["李", "王", "張"]
         self.common = list(
             "李王張劉陳楊趙黃周吳徐孫胡朱高林何郭馬羅梁宋鄭謝韓唐馮于董蕭程曹袁鄧許傅沈曾彭呂蘇盧蔣蔡賈丁魏薛葉閻余潘杜戴夏鍾汪田任姜范方石姚譚廖鄒熊金陸郝孔白崔康毛邱秦江史顧侯邵孟龍萬段雷錢湯尹黎易常武喬賀賴龔文"
@@ -526,13 +610,30 @@ class Synthesizer:
             return r.choice(self.given_chars)
         return "".join(r.choice(self.given_chars) for _ in range(2))
 
+    def pre_qin_name(self) -> str:
+        """A name of the period: a 四書 speaker, 伯/仲/叔/季 + X, X父, or a family + 1-2."""
+        r = self.rng
+        roll = r.random()
+        if roll < 0.25 and self.speakers:
+            return r.choice(self.speakers)
+        if roll < 0.4:
+            return r.choice("伯仲叔季") + r.choice(self.given_chars)
+        if roll < 0.5:
+            return r.choice(self.given_chars) + r.choice(self.given_chars[:400]) + "父"
+        family = r.choice(self.PRE_QIN_FAMILIES)
+        return family + "".join(r.choice(self.given_chars) for _ in range(r.choice((1, 1, 2))))
+
     def example(self) -> Example:
         roll = self.rng.random()
         pool: tuple[str, ...]
-        if roll < 0.25:
+        if roll < 0.2:
             pool = self.BIO_OPENINGS
-        elif roll < 0.5:
+        elif roll < 0.4:
             pool = self.REFERENCES
+        elif roll < 0.6:
+            pool = self.PRE_QIN
+        elif roll < 0.63:
+            pool = self.LETTERS
         else:
             pool = self.TEMPLATES
         template = self.rng.choice(pool)
@@ -593,6 +694,27 @@ class Synthesizer:
             return body + r.choice(self.SITE_SUFFIXES), "PLACE"
         if slot == "X":
             return r.choice(("飲水而甘", "迎佛骨", "築堤", "讀書", "講學")), None
+        if slot == "n":
+            return self.pre_qin_name(), "PERSON"
+        if slot == "G":  # a Zhou ruler's posthumous name: 宣王, 獻公, 文侯, 惠文王
+            k = r.choice((1, 1, 1, 2))
+            return "".join(r.choice(POSTHUMOUS) for _ in range(k)) + r.choice("王公公侯伯"), (
+                "PERSON"
+            )
+        if slot == "k":
+            return r.choice("侯伯"), None
+        if slot == "Z":
+            return r.choice(self.PRE_QIN_TOPICS), None
+        if slot == "U":
+            return r.choice(self.PRE_QIN_TITLES), "OFFICIAL_TITLE"
+        if slot == "H":
+            return "周", "DYNASTY"
+        if slot == "J":  # a lord by his fief (孟嘗君, 信陵君): one designation, PERSON
+            return "".join(r.choice(self.given_chars) for _ in range(2)) + "君", "PERSON"
+        if slot == "c":  # a monk's dharma name: two characters (慧理, 智顗)
+            return "".join(r.choice(self.given_chars) for _ in range(2)), "PERSON"
+        if slot == "y":  # a sexagenary year: no entity
+            return r.choice(lexicon.STEMS) + r.choice(lexicon.BRANCHES), None
         raise ValueError(slot)
 
 
@@ -641,9 +763,10 @@ def build_dataset(
     bios = song_biographies(root)
     if limit_bios is not None:
         bios = bios[:limit_bios]
-    guwen, guwen_authors = guwen_paragraphs(root)
-    persons = sorted({n for n, _ in bios if 2 <= len(n) <= 4} | set(guwen_authors))
-    labeler = SilverLabeler(extra_persons=persons)
+    persons = sorted({n for n, _ in bios if 2 <= len(n) <= 4})
+    sishu = sishu_paragraphs(root) if limit_bios is None else []
+    speakers = sishu_speakers(sishu)
+    labeler = SilverLabeler(extra_persons=[*persons, *speakers])
     examples: list[Example] = []
     for name, desc in bios:
         # The held-out Tang biographies have no Western-year notes: drop them half the time.
@@ -659,11 +782,9 @@ def build_dataset(
             name, desc = name[1:], desc[1:]
         examples.extend(_sentence_examples(labeler, desc, "song-bio", subject=name))
     if limit_bios is None:
-        for paragraph, pre_qin in guwen:
-            examples.extend(_sentence_examples(labeler, paragraph, "guwenguanzhi", pre_qin=pre_qin))
-        for paragraph in sishu_paragraphs(root):
+        for paragraph in sishu:
             examples.extend(_sentence_examples(labeler, paragraph, "sishu", pre_qin=True))
-    synth = Synthesizer(rng, persons)
+    synth = Synthesizer(rng, persons, speakers)
     examples.extend(synth.example() for _ in range(synthetic))
     examples = [_augment(e, rng, synth.given_chars) for e in examples if e.text.strip()]
     rng.shuffle(examples)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-MODEL_VERSION = "0.4.1"  # 0.4.0 weights, int8 (streams/ner/quantize.py)
+MODEL_VERSION = "0.6.1"  # pre-Qin silver data (issue 15); int8 (streams/ner/quantize.py)
 MODEL_DIR = Path(__file__).parent / "model"
 DEFAULT_MODEL = MODEL_DIR / "ner.onnx"
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from streams import corpora
 from streams.ner import silver
 from streams.ner.labels import LABEL_INDEX, LABELS, PAD_ID, UNK_ID
 from streams.ner.quantize import FLOAT_NAME, calibration_texts, quantize
@@ -255,7 +256,7 @@ def heldout_report(model_path: Path) -> dict[str, Any]:
     tagger = Tagger(model_path)
     report: dict[str, Any] = {
         "tang_subject": heldout.subject_recall(
-            tagger, silver.tang_biographies(silver.poetry_root())
+            tagger, silver.tang_biographies(corpora.poetry_root())
         )
     }
     gold = Path(__file__).resolve().parents[2] / "tests" / "data" / "gold_entities.jsonl"

@@ -102,6 +102,13 @@ async def test_document_detail(env: Env) -> None:
         "clean": "done",
         "entities": "done",
     }
+    # which version produced what: the entity stage also names its model
+    by_stage = {s["stage"]: s for s in body["stages"]}
+    assert by_stage["entities"]["stage_version"] == "1.0.0"
+    assert by_stage["entities"]["model_version"] == "sample"
+    assert by_stage["clean"]["model_version"] is None
+    page = await env.get(f"/web/documents/{sample.PUBLIC_MEMORIAL}")
+    assert page.status_code == 200 and "(模型 sample)" in page.text
     assert {(e["type"], e["value"]) for e in body["entities"]} >= {
         ("PERSON", "諸葛亮"),
         ("ERA_DATE", "蜀漢建興五年"),

@@ -185,6 +185,93 @@ async def test_reprocess_with_a_changed_cleaning_rule_keeps_history(settings: Se
         await conn.close()
 
 
+async def test_reprocessing_entities_with_a_new_model_keeps_every_old_entity_event(
+    settings: Settings,
+) -> None:
+    """Issue 15: the entity stage run again with the shipped model on a deployment whose
+    entities came from an older one. The new PageEntities sit beside the old ones in the
+    log (every old event still there, byte for byte), the read models and the search
+    facets switch to the new version, and page_versions keeps the old results."""
+    import asyncpg
+
+    from bench.harness import read_log
+    from events.codec import codec_for
+    from events.records import PageEntities
+    from events.topics import Topics
+    from projections.reprocess import Selection, reprocess
+    from streams import entities
+
+    events = synthetic.histories(2, pages=2, seed=41)
+    synthetic.publish(settings, events)
+    await project_until(settings, lambda applied, waiting: applied == len(events) and not waiting)
+    document_id = events[0].document_id
+    old = [e for e in events if isinstance(e, PageEntities) and e.document_id == document_id]
+    assert len(old) == 2 and all(e.model_version != entities.MODEL_VERSION for e in old)
+    topic = Topics.from_settings(settings).entities
+    before = {value for _, _, value in await read_log(settings, [topic])}
+
+    result = await reprocess(settings, "entities", Selection(document_ids=[document_id]))
+    assert (result.selected, result.published) == (2, 2)
+    await project_until(
+        settings, lambda applied, waiting: applied == len(events) + 2 and not waiting
+    )
+
+    logged = [value for _, _, value in await read_log(settings, [topic])]
+    assert before <= set(logged)  # nothing of the old version's events is lost
+    codec = codec_for(settings)
+    decoded = [codec.decode(v) for v in logged]
+    ours = [e for e in decoded if isinstance(e, PageEntities) and e.document_id == document_id]
+    new = [e for e in ours if e.event_id not in {o.event_id for o in old}]
+    assert len(ours) == 4
+    assert {e.model_version for e in new} == {str(entities.MODEL_VERSION)}
+    assert {e.causation_id for e in new} == {o.causation_id for o in old}  # same PageCleaned
+
+    conn = await asyncpg.connect(
+        settings.database_url, server_settings={"search_path": "readmodel"}
+    )
+    try:
+        pages = await conn.fetch(
+            "SELECT page_number, entity_model_version FROM pages WHERE document_id = $1",
+            document_id,
+        )
+        assert {p["entity_model_version"] for p in pages} == {str(entities.MODEL_VERSION)}
+        other = await conn.fetch(
+            "SELECT DISTINCT entity_model_version FROM pages WHERE document_id <> $1",
+            document_id,
+        )
+        assert [o["entity_model_version"] for o in other] == [old[0].model_version]
+        history = await conn.fetch(
+            "SELECT page_number, model_version, body FROM page_versions"
+            " WHERE document_id = $1 AND stage = 'entities' ORDER BY page_number, occurred_at",
+            document_id,
+        )
+        assert [(h["page_number"], h["model_version"]) for h in history] == [
+            (n, v) for n in (1, 2) for v in (old[0].model_version, str(entities.MODEL_VERSION))
+        ]
+        kept = {
+            h["page_number"]: [e["surface"] for e in json.loads(h["body"])["entities"]]
+            for h in history
+            if h["model_version"] == old[0].model_version
+        }
+        assert kept == {e.page_number: [s.surface for s in e.entities] for e in old}
+        current = await conn.fetch(
+            "SELECT page_number, type, coalesce(normalized, surface) AS value FROM entities"
+            " WHERE document_id = $1",
+            document_id,
+        )
+    finally:
+        await conn.close()
+    hits = await search(settings, {"term": {"document_id": document_id}}, size=10)
+    facets = {
+        h["_source"]["page_number"]: set(h["_source"]["entity_keys"])
+        for h in hits["hits"]["hits"]
+        if h["_source"].get("kind") == "page"
+    }
+    assert facets == {
+        n: {f"{r['type']}:{r['value']}" for r in current if r["page_number"] == n} for n in (1, 2)
+    }
+
+
 async def _status(settings: Settings, document_id: str) -> dict[str, str]:
     import asyncpg
 

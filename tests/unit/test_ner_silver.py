@@ -6,13 +6,14 @@ import itertools
 
 import pytest
 
+from streams import corpora
 from streams.ner import silver
 from streams.ner.labels import LABELS, allowed_start, allowed_transition
 
 
 def _poetry_available() -> bool:
     try:
-        silver.poetry_root()
+        corpora.poetry_root()
     except FileNotFoundError:
         return False
     return True
