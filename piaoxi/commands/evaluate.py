@@ -1,4 +1,5 @@
-"""`piaoxi eval entities`: score the entity stage on the gold set and the held-out Tang set."""
+"""`piaoxi eval entities`: score the entity stage on the gold set and the held-out Tang set;
+`piaoxi eval ocr`: CER per page class of the 古籍-like OCR set, raw engine vs pipeline."""
 
 from __future__ import annotations
 
@@ -119,6 +120,35 @@ def _table(report: dict[str, Any], errors: int) -> str:
         # the open half only: the sealed half's misses are never shown
         lines.append("Tang subjects missed (open half): " + "、".join(tang["missed_examples"]))
     return "\n".join(lines)
+
+
+@eval_app.command("ocr")
+def ocr(
+    split: str = typer.Option(
+        "tune", "--split", help="tune (孟子 chapters 0–6) or eval (chapters 7–13: the fair one)."
+    ),
+    per_class: int = typer.Option(2, "--per-class", min=1, max=50, help="Pages of each class."),
+    classes: str = typer.Option(
+        "", "--classes", help="Comma-separated page classes (default: all of them)."
+    ),
+    errors: int = typer.Option(0, "--errors", min=0, help="Also print the first N pages read."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """CER per page class (clean, woodblock, stained, ruled, banxin, lowres, skewed, curled,
+    baiwen, notes) for the raw engine and the pipeline on the same pages, and their speed."""
+    from streams import ocr_evaluation, ocr_pages
+
+    if split not in ocr_pages.SPLIT_CHAPTERS:
+        raise typer.BadParameter("--split is tune or eval")
+    chosen = tuple(c.strip() for c in classes.split(",") if c.strip()) or ocr_pages.PAGE_CLASSES
+    unknown = [c for c in chosen if c not in ocr_pages.PAGE_CLASSES]
+    if unknown:
+        raise typer.BadParameter(f"unknown page classes {unknown}: {ocr_pages.PAGE_CLASSES}")
+    report = ocr_evaluation.run(split, per_class=per_class, classes=chosen, errors=errors)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    typer.echo(ocr_evaluation.table(report))
 
 
 def register(app: typer.Typer) -> None:
