@@ -101,11 +101,13 @@ async def _publish(settings: Settings, events: Sequence[EventBase]) -> int:
     return len(events)
 
 
-def default_cleaner() -> tuple[Cleaner, str]:
+def default_cleaner(*, fold_variants: bool = False) -> tuple[Cleaner, str]:
     from streams import clean
 
     def cleaner(raw: str, layout: str, drop_noise: bool) -> Any:
-        return clean.clean_page(raw, layout=layout, drop_noise=drop_noise)
+        return clean.clean_page(
+            raw, layout=layout, drop_noise=drop_noise, fold_variants=fold_variants
+        )
 
     return cleaner, clean.STAGE_VERSION
 
@@ -150,7 +152,7 @@ async def _reclean(
     dry_run: bool,
     cleaner: tuple[Cleaner, str] | None,
 ) -> ReprocessResult:
-    clean, version = cleaner or default_cleaner()
+    clean, version = cleaner or default_cleaner(fold_variants=settings.clean_fold_variants)
     where, args = _filters(selection, "clean", "text_at")
     rows = await conn.fetch(
         "SELECT p.document_id, p.document_version, p.page_number, p.page_count, p.raw_text,"

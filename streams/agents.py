@@ -762,6 +762,7 @@ class StageRuntime:
                     event.text,
                     layout=event.layout,
                     drop_noise=event.source == "ocr",
+                    fold_variants=self.settings.clean_fold_variants,
                 )
                 if len(event.text) <= INLINE_CLEAN_CHARS:
                     result = await self.retrying(lambda: _now(clean))

@@ -6,9 +6,12 @@ key out, with every edit recorded so any cleaned offset maps back to the raw tex
 - the raw text is never changed; `cleaned_text` is raw with these passes, in this order:
   1. newlines normalised (CR LF, CR, form feed → LF);
   2. one character at a time: full-width letters and digits to half width, OCR noise
-     dropped (stray symbols), variant characters folded (our reviewed table
-     `data/variants_reviewed.tsv`, then the Unihan-derived `data/variants_unihan.tsv`,
-     compatibility ideographs and Kangxi radicals);
+     dropped (stray symbols), symbols OCR reads for ideographs (○ → 〇), compatibility
+     ideographs and Kangxi radicals (encoding duplicates) to their unified ideographs;
+     variant characters (異體字: our reviewed table `data/variants_reviewed.tsv`, then the
+     Unihan-derived `data/variants_unihan.tsv`) only with ``fold_variants=True``
+     (setting PIAOXI_CLEAN_FOLD_VARIANTS) — by default the cleaned text keeps the
+     source's forms (爲, 衆, 僞), and the variants are folded in the search key only;
   3. punctuation: half-width marks next to CJK become full width, curly quotes become
      corner brackets, vertical presentation forms become plain marks; on vertical pages
      first the marks OCR misreads in columns (rotated ，read as ’ or ), 。 as °);
@@ -16,8 +19,9 @@ key out, with every edit recorded so any cleaned offset maps back to the raw tex
   5. marks repeated by the scanner collapsed (。。 → 。);
   6. spaces inside CJK text removed, other runs collapsed to one space;
   7. lines broken by the page rejoined (see Lines below);
-- `search_key` is `cleaned_text` converted to simplified characters by OpenCC (t2s),
-  always exactly as long as `cleaned_text`, so offsets in one are offsets in the other;
+- `search_key` is `cleaned_text` with the variants folded and converted to simplified
+  characters by OpenCC (t2s), always exactly as long as `cleaned_text`, so offsets in
+  one are offsets in the other (the API folds a query the same way);
 - `edits` are `TextEdit(raw_start, raw_end, clean_start, clean_end, kind, before, after)`,
   in order and non-overlapping; `map_to_raw(edits, clean_offset)` and `map_span_to_raw`
   translate cleaned offsets to raw ones, `apply_edits(raw, edits)` rebuilds the cleaned text.
@@ -43,7 +47,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-STAGE_VERSION = "1.0.0"
+STAGE_VERSION = "1.1.0"  # 1.1: variants kept in the cleaned text by default
 
 DATA = Path(__file__).parent / "data"
 
@@ -86,6 +90,7 @@ class Rules:
     noise: frozenset[str]
     repeat: frozenset[str]
     variants: dict[str, tuple[str, str]]  # char -> (replacement, kind)
+    symbols: dict[str, str]  # symbols OCR returns for an ideograph (○ for 〇)
     confusion: dict[str, tuple[str, frozenset[str]]]  # char -> (replacement, next chars)
     vertical_punct: dict[str, tuple[str, str]]  # char -> (replacement, context)
 
@@ -111,12 +116,15 @@ def load_rules() -> Rules:
     repeat: set[str] = set()
     confusion: dict[str, tuple[str, frozenset[str]]] = {}
     vertical_punct: dict[str, tuple[str, str]] = {}
+    symbols: dict[str, str] = {}
     for row in _tsv_rows(DATA / "clean_rules.tsv"):
         rule, source, target, context = row[0], _decode_cell(row[1]), _decode_cell(row[2]), row[3]
         if rule == "punct":
             punct[source] = (target, context)
         elif rule == "width":
             width[source] = target
+        elif rule == "symbol":
+            symbols[source] = target
         elif rule == "noise":
             noise.add(source)
         elif rule == "repeat":
@@ -140,6 +148,7 @@ def load_rules() -> Rules:
         frozenset(noise),
         frozenset(repeat),
         _close(variants),
+        symbols,
         confusion,
         vertical_punct,
     )
@@ -247,24 +256,29 @@ def _is_compat(ch: str) -> bool:
     )
 
 
-def _pass_chars(work: _Work, rules: Rules, drop_noise: bool) -> None:
-    """Width, noise and variants: context-free, one character at a time."""
+def _pass_chars(work: _Work, rules: Rules, drop_noise: bool, fold_variants: bool) -> None:
+    """Width, noise, symbols, encoding duplicates and (when asked) variants: context-free,
+    one character at a time."""
     out = work.out
-    width, noise, variants = rules.width, rules.noise, rules.variants
+    width, noise, symbols = rules.width, rules.noise, rules.symbols
+    variants = rules.variants if fold_variants else {}
     for i, ch in enumerate(out):
         if ch in width:
             work.set(i, width[ch], "width")
         elif ch in noise:
             if drop_noise:
                 work.set(i, "", "noise")
+        elif ch in symbols:
+            work.set(i, symbols[ch], "symbol")
+        elif _is_compat(ch):
+            # compatibility ideographs and Kangxi radicals (PDF text layers are full of them)
+            # are the same character encoded twice, not another form of it
+            folded = unicodedata.normalize("NFKC", ch)
+            if folded != ch and len(folded) == 1:
+                work.set(i, variants.get(folded, (folded, ""))[0], "compat")
         elif ch in variants:
             target, kind = variants[ch]
             work.set(i, target, kind)
-        elif _is_compat(ch):
-            # compatibility ideographs and Kangxi radicals (PDF text layers are full of them)
-            folded = unicodedata.normalize("NFKC", ch)
-            if folded != ch and len(folded) == 1:
-                work.set(i, folded, "variant")
 
 
 def _pass_punct(work: _Work, rules: Rules, *, vertical: bool) -> None:
@@ -441,19 +455,26 @@ def _edits(work: _Work) -> tuple[str, list[TextEdit]]:
     return "".join(pieces), edits
 
 
-def clean_page(raw: str, *, layout: str = "horizontal", drop_noise: bool = True) -> CleanResult:
+def clean_page(
+    raw: str,
+    *,
+    layout: str = "horizontal",
+    drop_noise: bool = True,
+    fold_variants: bool = False,
+) -> CleanResult:
     """Clean one page of raw text (see the module docstring); `raw` itself is not changed.
 
     `layout` is the page's layout ("horizontal" or "vertical"); vertical pages also get
     the `vpunct` rules (marks OCR misreads in columns: a rotated comma read as ’ or ), a
     rotated full stop as °). OCR returns one line per column, so the line rules are the
     same for both. `drop_noise=False` keeps
-    symbols that are OCR noise on scans but may be meant in born-digital text.
+    symbols that are OCR noise on scans but may be meant in born-digital text;
+    `fold_variants=True` normalises variant characters in the cleaned text too (爲 → 為).
     """
     rules = load_rules()
     work = _Work(raw)
     _pass_newlines(work)
-    _pass_chars(work, rules, drop_noise)
+    _pass_chars(work, rules, drop_noise, fold_variants)
     _pass_punct(work, rules, vertical=layout == "vertical")
     _pass_confusion(work, rules)
     _pass_repeat(work, rules)
@@ -473,14 +494,23 @@ def _t2s() -> Any:
     return opencc.OpenCC("t2s")
 
 
+def fold_variants(text: str) -> str:
+    """`text` with every variant character (異體字) replaced by its standard form, one
+    character for one (the search key's first step; the cleaned text keeps the source's)."""
+    variants = load_rules().variants
+    return "".join(variants[ch][0] if ch in variants else ch for ch in text)
+
+
 def search_key(text: str) -> str:
-    """`text` in simplified characters, exactly as long as `text` (offsets are shared).
+    """`text` with variants folded, in simplified characters, exactly as long as `text`
+    (offsets are shared).
 
     OpenCC converts phrases; when a phrase conversion changes the length of a line, that
     line is converted character by character instead.
     """
     if not text:
         return text
+    text = fold_variants(text)
     converter = _t2s()
     converted = converter.convert(text)
     if len(converted) == len(text):
