@@ -18,6 +18,7 @@ Pure numpy/OpenCV on a boolean ink image; no OCR engine.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -116,7 +117,49 @@ def cells(
         end = lo + best
         out.append((start, end))
         start = end
+    out = [(a, b) for a, b in out if b > a]
+    if len(out) >= 4:
+        out = _on_grid(out, smooth, profile, pitch)
     return [(a + y0, b + y0) for a, b in out if b > a]
+
+
+def _on_grid(
+    first: list[tuple[int, int]], smooth: np.ndarray, profile: np.ndarray, pitch: float
+) -> list[tuple[int, int]]:
+    """Cells again on a regular grid fitted to the first cut (a mark of two parts, as ：,
+    or a short glyph, as 一, can pull a greedy cut off the grid): every boundary is the
+    least-inked row within a fifth of a pitch of its grid line."""
+    starts = np.array([a for a, _ in first], dtype=np.float64)
+    ks = np.round((starts - starts[0]) / pitch)
+    if len(set(ks.tolist())) < 3:
+        return first
+    step, origin = np.polyfit(ks, starts, 1)
+    if not 0.85 * pitch <= step <= 1.15 * pitch:
+        return first
+    rows = np.nonzero(profile)[0]
+    top, last = int(rows[0]), int(rows[-1])
+    while origin - step > top - 0.5 * step:
+        origin -= step
+    while origin + step <= top:
+        origin += step
+    bounds: list[int] = []
+    k = 0
+    while True:
+        line = origin + k * step
+        if line > last + 1:
+            bounds.append(min(len(smooth), round(line)))
+            break
+        lo, hi = round(line - 0.2 * step), round(line + 0.2 * step)
+        lo, hi = max(0, lo), min(len(smooth) - 1, hi)
+        if hi < lo:
+            bounds.append(max(0, round(line)))
+        else:
+            window = smooth[lo : hi + 1]
+            best = min(range(len(window)), key=lambda j: (window[j], abs(lo + j - line)))
+            bounds.append(lo + best)
+        k += 1
+    bounds[0] = min(bounds[0], top)
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 # --- marks -----------------------------------------------------------------------------------
@@ -143,11 +186,29 @@ _FONTS = (
 )
 
 
-def _feature(cell: np.ndarray) -> np.ndarray:
-    """A cell's ink (rows × the column's width around its centre) on a 12×12 grid."""
+def _square(ink: np.ndarray, side: float) -> np.ndarray:
+    """A square of `side` pixels centred on the ink's box (white beyond the edges): the
+    mark at the scale of its glyphs, wherever it sits in its cell."""
+    ys, xs = np.nonzero(ink)
+    cy, cx = (ys.min() + ys.max() + 1) / 2, (xs.min() + xs.max() + 1) / 2
+    half = side / 2
+    y0, x0 = round(cy - half), round(cx - half)
+    n = max(1, round(side))
+    out = np.zeros((n, n), bool)
+    sy0, sx0 = max(0, y0), max(0, x0)
+    sy1, sx1 = min(ink.shape[0], y0 + n), min(ink.shape[1], x0 + n)
+    out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = ink[sy0:sy1, sx0:sx1]
+    return out
+
+
+def _feature(ink: np.ndarray, side: float) -> np.ndarray:
+    """Ink on a 12×12 grid of a square of `side` (a glyph's size) centred on the ink."""
     import cv2
 
-    grid = cv2.resize(cell.astype(np.float32), (_FEATURE, _FEATURE), interpolation=cv2.INTER_AREA)
+    if not ink.any():
+        return np.zeros(_FEATURE * _FEATURE, np.float32)
+    square = _square(ink, side).astype(np.float32)
+    grid = cv2.resize(square, (_FEATURE, _FEATURE), interpolation=cv2.INTER_AREA)
     flat = grid.reshape(-1)
     norm = float(np.linalg.norm(flat))
     return flat / norm if norm else flat
@@ -179,16 +240,16 @@ def _templates() -> tuple[np.ndarray, tuple[str, ...]]:
             draw.text((x, y), form, font=face, fill=0)
             ink = np.asarray(image) < 140
             for grown in (ink, cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0):
-                features.append(_feature(grown))
+                features.append(_feature(grown, size))
                 labels.append(mark)
     return np.stack(features), tuple(labels)
 
 
-def classify_mark(cell: np.ndarray) -> tuple[str, float]:
-    """The nearest mark template to a cell's ink (rows of the cell × a square around the
-    column's centre) and its cosine distance (0 = identical)."""
+def classify_mark(cell: np.ndarray, glyph: float) -> tuple[str, float]:
+    """The nearest mark template to a cell's ink (at the scale of glyphs of `glyph` px)
+    and its cosine distance (0 = identical)."""
     features, labels = _templates()
-    f = _feature(cell)
+    f = _feature(cell, glyph)
     if not f.any():
         return "", 1.0
     similarity = features @ f
@@ -217,11 +278,11 @@ def describe_cells(
             int(ys.max()) + 1 + y0,
         )
         height, width = box[3] - box[1], box[2] - box[0]
-        if height > 0.72 * glyph or width > 0.72 * glyph:
+        if height > 0.8 * glyph and width > 0.8 * glyph:
             described.append(Cell(y0, y1, "glyph", ink_box=box))
             continue
-        mark, distance = classify_mark(part)
-        if mark and distance < 0.35:
+        mark, distance = classify_mark(part, glyph)
+        if mark and distance < 0.35 and len(ys) < 0.15 * glyph * glyph:
             described.append(Cell(y0, y1, "mark", mark, box))
         else:
             described.append(Cell(y0, y1, "glyph", ink_box=box))
