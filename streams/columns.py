@@ -176,6 +176,10 @@ _MARK_FORMS = {
     "」": "﹂",
     "『": "﹃",
     "』": "﹄",
+    "《": "︽",
+    "》": "︾",
+    "〈": "︿",
+    "〉": "﹀",
 }
 _CENTRED = frozenset("，。、；：！？")
 _FONTS = (
@@ -268,7 +272,7 @@ def describe_cells(
     for y0, y1 in rows:
         part = ink[y0:y1, sx0:sx1]
         ys, xs = np.nonzero(part)
-        if len(ys) < max(6, 0.004 * glyph * glyph):
+        if len(ys) < max(4, 0.0025 * glyph * glyph):
             described.append(Cell(y0, y1, "empty"))
             continue
         box = (
@@ -286,9 +290,44 @@ def describe_cells(
             described.append(Cell(y0, y1, "mark", mark, box))
         else:
             described.append(Cell(y0, y1, "glyph", ink_box=box))
-    return described
+    return _join_split_marks(described, ink, sx0, sx1, glyph)
 
 
+def _join_split_marks(
+    described: list[Cell], ink: np.ndarray, sx0: int, sx1: int, glyph: float
+) -> list[Cell]:
+    """Two small marks in neighbouring cells, close together, are one mark cut in two
+    (the dots of ：and ；): classified again as one."""
+    out: list[Cell] = []
+    k = 0
+    while k < len(described):
+        a = described[k]
+        b = described[k + 1] if k + 1 < len(described) else None
+        if (
+            b is not None
+            and a.kind == b.kind == "mark"
+            and a.ink_box is not None
+            and b.ink_box is not None
+            and b.ink_box[3] - a.ink_box[1] < 0.7 * glyph
+        ):
+            part = ink[a.y0 : b.y1, sx0:sx1]
+            mark, distance = classify_mark(part, glyph)
+            if mark and distance < 0.35:
+                box = (
+                    min(a.ink_box[0], b.ink_box[0]),
+                    a.ink_box[1],
+                    max(a.ink_box[2], b.ink_box[2]),
+                    b.ink_box[3],
+                )
+                out.append(Cell(a.y0, b.y1, "mark", mark, box))
+                k += 2
+                continue
+        out.append(a)
+        k += 1
+    return out
+
+
+_SAME = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；", "﹁": "「", "﹂": "」"}
 _PUNCT = frozenset("，。、；：！？「」『』,.;:!?﹁﹂﹃﹄()（）《》〈〉·…")
 
 
@@ -318,6 +357,8 @@ def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
                 is_mark = tokens[i] in _PUNCT
                 kind = seq[j].kind
                 step = 0.0 if (is_mark == (kind == "mark")) else 1.5
+                if is_mark and kind == "mark" and _SAME.get(tokens[i], tokens[i]) != seq[j].mark:
+                    step = 0.5  # a mark on a mark cell of another shape
                 if here + step < cost[i + 1, j + 1]:
                     cost[i + 1, j + 1] = here + step
                     move[i + 1, j + 1] = 1

@@ -454,9 +454,9 @@ def make_page(split: str, page_class: str, index: int, *, poetry: Path | None = 
         raise ValueError(f"unknown page class {page_class!r}; one of {', '.join(PAGE_CLASSES)}")
     text = split_text(split, poetry)
     rng = np.random.default_rng(_seed(split, page_class, index))
-    font_name = ("serif-tc", "uming-tw", "ukai-tw")[(PAGE_CLASSES.index(page_class) + index) % 3]
-    if page_class == "woodblock":
-        font_name = ("uming-tw", "ukai-tw")[index % 2]
+    # 宋體 (Ming) faces, as block-printed books use; AR PL UKai (楷書) draws 為 as 爲 and
+    # would make the reference disagree with what is printed
+    font_name = ("serif-tc", "uming-tw")[(PAGE_CLASSES.index(page_class) + index) % 2]
     # every page starts at its own place of the split's text
     slot = PAGE_CLASSES.index(page_class) * 97 + index * 13
     start = (slot * 211) % len(text)
