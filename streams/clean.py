@@ -42,7 +42,7 @@ import bisect
 import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -69,6 +69,7 @@ class TextEdit:
     kind: str
     before: str
     after: str
+    reason: str | None = None  # why an automatic correction was made (its evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class CleanResult:
     cleaned_text: str
     search_key: str
     edits: list[TextEdit]
+    notes: list[tuple[int, int]] = field(default_factory=list)  # 雙行小注 spans (cleaned)
 
 
 # --- rules as data -------------------------------------------------------------------------
@@ -424,7 +426,7 @@ def _pass_lines(work: _Work) -> None:
             work.set(vis[k], "", "newline")
 
 
-def _edits(work: _Work) -> tuple[str, list[TextEdit]]:
+def _edits(work: _Work, reasons: dict[int, str] | None = None) -> tuple[str, list[TextEdit]]:
     raw, out, kinds = work.raw, work.out, work.kind
     edits: list[TextEdit] = []
     pieces: list[str] = []
@@ -451,7 +453,8 @@ def _edits(work: _Work) -> tuple[str, list[TextEdit]]:
                 i += 1
         text = "".join(after)
         pieces.append(text)
-        edits.append(TextEdit(start, i, clean_start, clean_pos, kind, raw[start:i], text))
+        reason = (reasons or {}).get(start)
+        edits.append(TextEdit(start, i, clean_start, clean_pos, kind, raw[start:i], text, reason))
     return "".join(pieces), edits
 
 
@@ -461,6 +464,8 @@ def clean_page(
     layout: str = "horizontal",
     drop_noise: bool = True,
     fold_variants: bool = False,
+    notes: Sequence[tuple[int, int]] = (),
+    correct: bool = False,
 ) -> CleanResult:
     """Clean one page of raw text (see the module docstring); `raw` itself is not changed.
 
@@ -470,6 +475,9 @@ def clean_page(
     same for both. `drop_noise=False` keeps
     symbols that are OCR noise on scans but may be meant in born-digital text;
     `fold_variants=True` normalises variant characters in the cleaned text too (爲 → 為).
+    `notes` are raw spans of 雙行小注 (see `raw_note_spans`); the result gives them as
+    cleaned spans. `correct=True` (OCR pages) runs the language-model correction
+    (`streams.correction`): every change an edit of kind ``correction`` with its reason.
     """
     rules = load_rules()
     work = _Work(raw)
@@ -480,8 +488,63 @@ def clean_page(
     _pass_repeat(work, rules)
     _pass_spaces(work)
     _pass_lines(work)
-    cleaned, edits = _edits(work)
-    return CleanResult(cleaned_text=cleaned, search_key=search_key(cleaned), edits=edits)
+    reasons: dict[int, str] = {}
+    if correct:
+        from streams.correction import correct_characters
+
+        reasons = correct_characters(work)
+    cleaned, edits = _edits(work, reasons)
+    return CleanResult(
+        cleaned_text=cleaned,
+        search_key=search_key(cleaned),
+        edits=edits,
+        notes=_clean_spans(edits, notes, len(cleaned)),
+    )
+
+
+def raw_note_spans(text: str, lines: Sequence[tuple[str, str]]) -> list[tuple[int, int]]:
+    """Raw spans of the note lines of a page whose text is its lines joined by newlines
+    (`lines`: (text, kind) in reading order); neighbouring note lines make one span."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for line_text, kind in lines:
+        start = text.find(line_text, position) if line_text else position
+        if start < 0:
+            return []  # the text is not the lines joined: no spans rather than wrong ones
+        end = start + len(line_text)
+        if kind == "note" and end > start:
+            if spans and text[spans[-1][1] : start].strip() == "":
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+        position = end
+    return spans
+
+
+def map_from_raw(edits: Sequence[TextEdit], raw_offset: int) -> int:
+    """The cleaned offset of raw offset `raw_offset` (the inverse of `map_to_raw`)."""
+    shift = 0
+    for edit in edits:
+        if raw_offset < edit.raw_start:
+            break
+        if raw_offset < edit.raw_end:
+            inner = raw_offset - edit.raw_start
+            if edit.raw_end - edit.raw_start == edit.clean_end - edit.clean_start:
+                return edit.clean_start + inner
+            return edit.clean_start
+        shift = edit.clean_end - edit.raw_end
+    return raw_offset + shift
+
+
+def _clean_spans(
+    edits: Sequence[TextEdit], spans: Sequence[tuple[int, int]], length: int
+) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        a, b = map_from_raw(edits, start), min(length, map_from_raw(edits, end))
+        if b > a:
+            out.append((a, b))
+    return out
 
 
 # --- search key ----------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 - raw: rapidocr called once on the page as it is (no preparation, no re-reading of marks,
   no cleaning), its lines put in reading order by `streams.layout.order_lines`;
 - pipeline: what the worker does — `streams.extract.process_page` (page preparation,
-  recognition, reading order, notes) then `streams.clean.clean_page`.
+  recognition, reading order, notes) then `streams.clean.clean_page` with the OCR
+  correction (`streams.correction`), as the clean agent runs it on OCR pages.
 
 CER is the Levenshtein distance over non-space characters divided by the reference's
 length, summed over the pages of a class (so long pages weigh more); ``letters`` leaves
@@ -110,7 +111,7 @@ def pipeline_text(page: ocr_pages.OcrPage) -> str:
 
     source = extract.split_pages(page.image_bytes)[0]
     result = extract.process_page(source)
-    return clean_page(result.text, layout=result.layout).cleaned_text
+    return clean_page(result.text, layout=result.layout, correct=True).cleaned_text
 
 
 def _timed(run: Callable[[], str]) -> tuple[str, float, float]:
