@@ -390,53 +390,58 @@ def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
 # --- 雙行小注 ----------------------------------------------------------------------------------
 
 
-def _half_is_small_glyphs(part: np.ndarray, glyph: float) -> bool:
-    """Ink of one sub-column: at least two blobs, none taller than a small glyph."""
+def _blob_heights(part: np.ndarray) -> list[int]:
     import cv2
 
+    if not part.any():
+        return []
     closed = cv2.morphologyEx(part.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     count, _, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=8)
-    heights = [int(stats[k, cv2.CC_STAT_HEIGHT]) for k in range(1, count) if stats[k, 4] >= 6]
-    return len(heights) >= 2 and max(heights) < 0.72 * glyph
+    return [int(stats[k, cv2.CC_STAT_HEIGHT]) for k in range(1, count) if stats[k, 4] >= 6]
+
+
+def _note_cell(part: np.ndarray, mid: int, glyph: float) -> tuple[int, int | None]:
+    """How much a cell looks like two sub-columns of small glyphs: 2 (two or more small
+    blobs on each side of an empty gutter), 1 (small glyphs beside an empty gutter, on one
+    side or both: a note's first or last cell), 0 (not a note); and the gutter."""
+    if not part.any():
+        return 0, None
+    profile = part.sum(axis=0)
+    band = max(2, int(0.18 * glyph))
+    lo, hi = max(0, mid - band), min(len(profile), mid + band + 1)
+    if hi <= lo:
+        return 0, None
+    gutter = lo + int(np.argmin(profile[lo:hi]))
+    if profile[gutter] > 0.02 * part.shape[0]:
+        return 0, None
+    right, left = _blob_heights(part[:, gutter:]), _blob_heights(part[:, :gutter])
+    blobs = right + left
+    if not blobs or max(blobs) >= 0.72 * glyph:
+        return 0, gutter
+    if len(right) >= 2 and len(left) >= 2:
+        return 2, gutter
+    return 1, gutter
 
 
 def note_runs(
     ink: np.ndarray, x0: int, x1: int, rows: list[tuple[int, int]], glyph: float
 ) -> list[tuple[int, int, int]]:
-    """Runs of two or more cells holding two sub-columns of half-size glyphs, as
-    (y0, y1, gutter x) in page pixels."""
-    centre = (x0 + x1) // 2
-    flags: list[int | None] = []
-    for y0, y1 in rows:
-        part = ink[y0:y1, x0:x1]
-        if not part.any():
-            flags.append(None)
-            continue
-        profile = part.sum(axis=0)
-        mid = centre - x0
-        band = max(2, int(0.18 * glyph))
-        lo, hi = max(0, mid - band), min(len(profile), mid + band + 1)
-        gutter = lo + int(np.argmin(profile[lo:hi])) if hi > lo else mid
-        right, left = part[:, gutter:], part[:, :gutter]
-        split = (
-            profile[gutter] <= 0.02 * (y1 - y0)
-            and right.sum() > 0.02 * glyph * glyph
-            and left.sum() > 0.02 * glyph * glyph
-            and _half_is_small_glyphs(right, glyph)
-            and _half_is_small_glyphs(left, glyph)
-        )
-        flags.append(gutter + x0 if split else None)
+    """Runs of cells holding two sub-columns of half-size glyphs, as (y0, y1, gutter x)
+    in page pixels: cells that clearly do (2), with the neighbours that may (1)."""
+    mid = (x1 - x0) // 2
+    looks: list[tuple[int, int | None]] = [
+        _note_cell(ink[y0:y1, x0:x1], mid, glyph) for y0, y1 in rows
+    ]
     runs: list[tuple[int, int, int]] = []
     k = 0
     while k < len(rows):
-        if flags[k] is None:
+        if looks[k][0] == 0:
             k += 1
             continue
         start = k
-        gutters = []
-        while k < len(rows) and flags[k] is not None:
-            gutters.append(flags[k])
+        while k < len(rows) and looks[k][0] > 0:
             k += 1
-        if k - start >= 2:
-            runs.append((rows[start][0], rows[k - 1][1], int(np.median(gutters))))
+        if any(looks[j][0] == 2 for j in range(start, k)):
+            gutters = [g for _, g in looks[start:k] if g is not None]
+            runs.append((rows[start][0], rows[k - 1][1], int(np.median(gutters)) + x0))
     return runs
