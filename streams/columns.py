@@ -327,6 +327,7 @@ def _join_split_marks(
     return out
 
 
+_DOTS = frozenset("，。、；：！？")
 _SAME = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；", "﹁": "「", "﹂": "」"}
 _PUNCT = frozenset("，。、；：！？「」『』,.;:!?﹁﹂﹃﹄()（）《》〈〉·…")
 
@@ -358,7 +359,12 @@ def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
                 kind = seq[j].kind
                 step = 0.0 if (is_mark == (kind == "mark")) else 1.5
                 if is_mark and kind == "mark" and _SAME.get(tokens[i], tokens[i]) != seq[j].mark:
-                    step = 0.5  # a mark on a mark cell of another shape
+                    # a mark on a mark cell of another shape: cheap between dots (：read
+                    # where the cell looks like ，), dear between a dot and a bracket
+                    same_family = (_SAME.get(tokens[i], tokens[i]) in _DOTS) == (
+                        seq[j].mark in _DOTS
+                    )
+                    step = 0.3 if same_family else 1.4
                 if here + step < cost[i + 1, j + 1]:
                     cost[i + 1, j + 1] = here + step
                     move[i + 1, j + 1] = 1
@@ -368,23 +374,33 @@ def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
             if j < m and here + 1.0 < cost[i, j + 1]:
                 cost[i, j + 1] = here + 1.0
                 move[i, j + 1] = 3
-    out: list[str] = []
+    pieces: list[tuple[str, bool]] = []  # (character, inserted here)
     i, j = n, m
-    inserted = 0
     while i > 0 or j > 0:
         step = move[i, j]
         if step == 1:
-            out.append(tokens[i - 1])
+            pieces.append((tokens[i - 1], False))
             i, j = i - 1, j - 1
         elif step == 2:
-            out.append(tokens[i - 1])
+            pieces.append((tokens[i - 1], False))
             i -= 1
         else:
             if seq[j - 1].kind == "mark":
-                out.append(seq[j - 1].mark)
-                inserted += 1
+                pieces.append((seq[j - 1].mark, True))
             j -= 1
-    return "".join(reversed(out)), inserted
+    pieces.reverse()
+    # two dot marks in a row never happen (，：): an inserted one beside another goes
+    kept: list[str] = []
+    inserted = 0
+    for k, (ch, new) in enumerate(pieces):
+        if new and ch in _DOTS:
+            before = pieces[k - 1][0] if k > 0 else ""
+            after = pieces[k + 1][0] if k + 1 < len(pieces) else ""
+            if _SAME.get(before, before) in _DOTS or _SAME.get(after, after) in _DOTS:
+                continue
+        inserted += new
+        kept.append(ch)
+    return "".join(kept), inserted
 
 
 # --- 雙行小注 ----------------------------------------------------------------------------------
