@@ -6,8 +6,10 @@ character of such a confusion set the candidates are scored by a character bigra
 of classical text — log P(candidate | previous) + log P(next | candidate) — and the
 character is replaced when another candidate wins by a clear margin; a simplified form on
 a traditional page becomes its traditional form (OpenCC s2t, one character for one).
-Every change is an edit of kind ``correction`` whose reason gives the evidence, so the raw
-OCR text stays untouched and each correction can be judged.
+A character the engine writes almost only in place of another (`data/ocr_confusions.tsv`,
+learned on the tune split of the synthetic pages: 産 for 產) is replaced unless the model
+clearly prefers it. Every change is an edit of kind ``correction`` whose reason gives the
+evidence, so the raw OCR text stays untouched and each correction can be judged.
 
 The model (`data/charlm.tsv`: unigram counts of every character, bigram counts of the
 pairs that touch a confusable character) is built offline by
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).parent / "data" / "charlm.tsv"
+CONFUSIONS_DATA = Path(__file__).parent / "data" / "ocr_confusions.tsv"
 
 CONFUSIONS: tuple[frozenset[str], ...] = (
     frozenset("日曰"),
@@ -144,7 +147,10 @@ def correct_characters(work: Any) -> dict[int, str]:
                 work.set(i, trad, "correction")
                 reasons[i] = f"simplified {ch} on a traditional page → {trad} (OpenCC s2t)"
                 continue
+        learned = learned_confusions().get(ch)
         group = _confusable(ch)
+        if learned is not None:
+            group = (group or frozenset(ch)) | {learned}
         if group is None:
             continue
         # the neighbouring characters, looking past marks (not past line or page ends)
@@ -163,9 +169,18 @@ def correct_characters(work: Any) -> dict[int, str]:
                 total += model.logp_next(candidate, nxt)
             return total
 
+        here = score(ch)
+        if learned is not None and score(learned) - here > -_MARGIN:
+            # the engine writes `ch` almost only for `learned`: taken unless the model
+            # clearly prefers `ch` here
+            work.set(i, learned, "correction")
+            reasons[i] = (
+                f"learned confusion {ch}→{learned}; charlm: {prev}{learned}{nxt}"
+                f" {score(learned):.1f} vs {prev}{ch}{nxt} {here:.1f}"
+            )
+            continue
         if not prev and not nxt:
             continue
-        here = score(ch)
         best = max(group, key=score)
         if best != ch and score(best) - here >= _MARGIN:
             work.set(i, best, "correction")
@@ -239,13 +254,70 @@ def build(out: Path = DATA, poetry: Path | None = None) -> tuple[int, int]:
     return len(unigrams), len(bigrams)
 
 
+def learn_confusions(out: Path = CONFUSIONS_DATA, per_class: int = 3) -> int:
+    """Which characters rapidocr writes for which, learned on the tune split of the
+    古籍-like pages (never the eval split): every substitution in the alignment of the
+    engine's raw text with the reference, and how often each output character was right.
+    Kept: pairs seen at least 3 times whose output character was wrong at least 90 % of
+    the times it was written."""
+    import difflib
+
+    from streams import ocr_evaluation, ocr_pages
+
+    wrong: Counter[tuple[str, str]] = Counter()
+    written: Counter[str] = Counter()
+    for page in ocr_pages.pages("tune", per_class=per_class):
+        ref = ocr_evaluation.comparable(page.text, _is_han)
+        hyp = ocr_evaluation.comparable(ocr_evaluation.raw_text(page), _is_han)
+        written.update(hyp)
+        matcher = difflib.SequenceMatcher(None, ref, hyp, autojunk=False)
+        for op, a0, a1, b0, b1 in matcher.get_opcodes():
+            if op == "replace" and a1 - a0 == b1 - b0:
+                for truth, seen in zip(ref[a0:a1], hyp[b0:b1], strict=True):
+                    wrong[(seen, truth)] += 1
+    rows = [
+        (seen, truth, count, written[seen])
+        for (seen, truth), count in sorted(wrong.items())
+        if count >= 3 and count >= 0.9 * written[seen]
+    ]
+    with out.open("w", encoding="utf-8") as handle:
+        handle.write(
+            "# What rapidocr writes for what (streams/correction.py), learned by\n"
+            "# `python -m streams.correction learn-confusions` on the tune split of\n"
+            "# streams.ocr_pages (孟子 chapters 0-6; never the eval split).\n"
+            "# written\ttruth\ttimes wrong\ttimes written\n"
+        )
+        for seen, truth, count, total in rows:
+            handle.write(f"{seen}\t{truth}\t{count}\t{total}\n")
+    return len(rows)
+
+
+@lru_cache(maxsize=1)
+def learned_confusions(path: Path | None = None) -> dict[str, str]:
+    """Output character → the character it almost always stood for (see above)."""
+    table: dict[str, str] = {}
+    source = path or CONFUSIONS_DATA
+    if not source.exists():
+        return table
+    for line in source.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        seen, truth = line.split("\t")[:2]
+        table[seen] = truth
+    return table
+
+
 def _main(argv: list[str]) -> int:
-    if not argv or argv[0] != "build":
-        print("usage: python -m streams.correction build")
-        return 2
-    chars, pairs = build()
-    print(f"wrote {DATA}: {chars} characters, {pairs} pairs")
-    return 0
+    if argv and argv[0] == "build":
+        chars, pairs = build()
+        print(f"wrote {DATA}: {chars} characters, {pairs} pairs")
+        return 0
+    if argv and argv[0] == "learn-confusions":
+        rows = learn_confusions()
+        print(f"wrote {CONFUSIONS_DATA}: {rows} confusions")
+        return 0
+    print("usage: python -m streams.correction build | learn-confusions")
+    return 2
 
 
 if __name__ == "__main__":

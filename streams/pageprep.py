@@ -121,7 +121,7 @@ def prepare(image: Image.Image) -> PreparedPage:
     if "upscale" not in off and glyph is not None and glyph < _SMALL_GLYPH:
         scale = min(2.5, _TARGET_GLYPH / glyph)
         size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
-        gray = cv2.resize(gray, size, interpolation=cv2.INTER_CUBIC)
+        gray = np.asarray(cv2.resize(gray, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
         ink = _ink(gray)
         glyph = glyph * scale
         if banxin is not None:
@@ -181,7 +181,11 @@ def _skew_angle(gray: np.ndarray) -> float:
 
     ink = (gray < 140).astype(np.float32)
     factor = max(1, max(ink.shape) // 500)
-    small = cv2.resize(ink, (ink.shape[1] // factor, ink.shape[0] // factor), cv2.INTER_AREA)
+    small = np.asarray(
+        cv2.resize(
+            ink, (ink.shape[1] // factor, ink.shape[0] // factor), interpolation=cv2.INTER_AREA
+        )
+    )
     h, w = small.shape
     centre = (w / 2, h / 2)
 
@@ -227,7 +231,7 @@ def _long_lines(ink: np.ndarray, glyph: float | None) -> np.ndarray:
     as_u8 = ink.astype(np.uint8)
     vertical = cv2.morphologyEx(as_u8, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
     horizontal = cv2.morphologyEx(as_u8, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
-    return (vertical | horizontal) > 0
+    return np.asarray((np.asarray(vertical) > 0) | (np.asarray(horizontal) > 0), dtype=bool)
 
 
 def _banxin(
@@ -254,17 +258,15 @@ def _banxin(
         ]
         if not partners:
             continue
-        cx = a[0] + a[2] / 2
         x0, x1 = float(a[0]), float(a[0] + a[2])
         # widen to the rules on each side when there are any near
-        columns = lines.any(axis=0)
+        columns: np.ndarray = np.asarray(lines.any(axis=0), dtype=bool)
         left = [x for x in range(int(x0) - 1, max(-1, int(x0 - size)), -1) if columns[x]]
         right = [x for x in range(int(x1) + 1, min(len(columns), int(x1 + size))) if columns[x]]
         if left:
             x0 = float(left[0])
         if right:
             x1 = float(right[0] + 1)
-        del cx
         ys = [a[1], *(b[1] for b in partners)]
         ye = [a[1] + a[3], *(b[1] + b[3] for b in partners)]
         return (
