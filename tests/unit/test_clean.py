@@ -16,6 +16,7 @@ from streams.clean import (
     load_rules,
     map_span_to_raw,
     map_to_raw,
+    raw_note_spans,
     search_key,
 )
 
@@ -248,3 +249,44 @@ def test_committed_unihan_table_is_what_the_builder_makes() -> None:
     # never a simplified target, never a fold of a common mainland character
     assert ("卧", "臥") not in built
     assert all(len(a) == 1 for a, _ in built)
+
+
+# --- notes and OCR correction (issue 19) ---------------------------------------------------
+
+
+def test_note_spans_follow_the_text_through_cleaning() -> None:
+    lines = [("孟子曰：「挾太山", "main"), ("以超北海語", "note"), ("人曰我不能", "note")]
+    lines.append(("是誠不能也。", "main"))
+    raw = "\n".join(text for text, _ in lines)
+    spans = raw_note_spans(raw, lines)
+    assert [raw[a:b] for a, b in spans] == ["以超北海語\n人曰我不能"]  # one note, two lines
+    result = clean_page(raw, layout="vertical", notes=spans)
+    assert result.cleaned_text == "孟子曰：「挾太山以超北海語人曰我不能是誠不能也。"
+    assert [result.cleaned_text[a:b] for a, b in result.notes] == ["以超北海語人曰我不能"]
+    assert raw_note_spans("other text", lines) == []  # not the lines joined: no spans
+
+
+def test_ocr_correction_fixes_misreads_with_a_reason_and_leaves_the_raw_text() -> None:
+    raw = "孟子對日王何必曰利亦有仁義而己矣"
+    result = clean_page(raw, layout="vertical", correct=True)
+    assert result.cleaned_text == "孟子對曰王何必曰利亦有仁義而已矣"
+    corrections = [e for e in result.edits if e.kind == "correction"]
+    assert [(e.before, e.after) for e in corrections] == [("日", "曰"), ("己", "已")]
+    assert all(e.reason and "charlm" in e.reason for e in corrections)
+    check_edits(raw, result.cleaned_text, result.edits)
+    # correct characters stay, and without `correct` nothing is corrected
+    kept = "是日也，天大寒。他人有心，予忖度之。"
+    assert clean_page(kept, correct=True).cleaned_text == kept
+    assert clean_page(raw).cleaned_text == raw
+    # a simplified form on a traditional page becomes traditional
+    mixed = clean_page("孟子見梁惠王，王曰：叟不遠千里而来", correct=True)
+    assert mixed.cleaned_text.endswith("而來")
+    assert any(e.reason and "s2t" in e.reason for e in mixed.edits)
+
+
+def test_corrected_pages_are_idempotent() -> None:
+    for raw in random_pages(200, seed=7):
+        once = clean_page(raw, layout="vertical", correct=True)
+        check_edits(raw, once.cleaned_text, once.edits)
+        twice = clean_page(once.cleaned_text, layout="vertical", correct=True)
+        assert twice.cleaned_text == once.cleaned_text, raw
