@@ -255,14 +255,16 @@ def _with_marks(
 
 def _read_banxin(prepared: pageprep.PreparedPage) -> str | None:
     """The 版心's title and leaf number, read from the original strip (before it was
-    painted white)."""
+    painted white) with its 魚尾 taken out; its pieces top to bottom, space-separated."""
     if prepared.banxin_strip is None:
         return None
-    strip = prepared.banxin_strip
-    ((text, _score),) = _recognise_strips(
-        [_crop_for_recognition(strip, 0, 0, strip.shape[1], strip.shape[0])]
-    )
-    return text.strip() or None
+    strip = prepared.banxin_strip.copy()
+    strip[pageprep.solid_blobs(strip < 140, prepared.glyph_size or 36.0)] = 255
+    pad = np.full((strip.shape[0], strip.shape[1] + 40), 255, np.uint8)
+    pad[:, 20 : 20 + strip.shape[1]] = strip
+    lines, _ = _rapidocr(Image.fromarray(pad).convert("RGB"))
+    pieces = [ln.text.strip() for ln in sorted(lines, key=lambda ln: ln.box.y0) if ln.text.strip()]
+    return " ".join(pieces) or None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -276,3 +276,15 @@ def _banxin(
             float(min(ink.shape[0], max(ye) + 3 * size)),
         )
     return None
+
+
+def solid_blobs(ink: np.ndarray, glyph: float) -> np.ndarray:
+    """Pixels of solid ink blobs wider than half a glyph (魚尾, ink blots): no text."""
+    import cv2
+
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), 8)
+    keep = np.zeros(count, bool)
+    for i in range(1, count):
+        w, h, area = int(stats[i, 2]), int(stats[i, 3]), int(stats[i, 4])
+        keep[i] = w >= 0.5 * glyph and h >= 0.2 * glyph and area >= 0.7 * w * h
+    return np.asarray(keep[labels], dtype=bool)

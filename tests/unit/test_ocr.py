@@ -249,8 +249,13 @@ def test_preparation_removes_rules_and_the_fold_column_and_maps_boxes_back() -> 
     assert 0.4 < (x0 + x1) / 2 / prepared.image.width < 0.6  # the fold is mid-leaf
     ink = np.asarray(prepared.image) < 140
     glyph = prepared.glyph_size or 36
-    runs = [int(np.max(np.diff(np.flatnonzero(np.diff(np.r_[0, c, 0]))))) for c in ink.T if c.any()]
-    assert max(runs) < 2 * glyph  # no rule or frame left: nothing inked over two glyphs
+
+    def longest_run(column: np.ndarray) -> int:
+        edges = np.flatnonzero(np.diff(np.r_[0, column.astype(int), 0]))
+        return int((edges[1::2] - edges[0::2]).max()) if len(edges) else 0
+
+    # no rule or frame left: nothing is inked down more than two glyphs
+    assert max(longest_run(column) for column in ink.T) < 2 * glyph
     skewed = ocr_pages.make_page("tune", "skewed", 0)
     turned = pageprep.prepare(skewed.image)
     # the centre of the prepared page is the centre of the original
