@@ -179,7 +179,10 @@ def table(report: dict[str, Any]) -> str:
     """The report as a plain-text table with the targets checked."""
     lines = [
         f"OCR on the 古籍-like set, split {report['split']} ({report['per_class']} pages a class);"
-        f" engine {report['engine_version']}",
+        f" engine {report['engine_version']}"
+        + (
+            f"; preparation without {', '.join(report['without'])}" if report.get("without") else ""
+        ),
         f"  {'class':<10}{'pages':>6}{'raw CER':>10}{'pipeline':>10}"
         f"{'raw (no punct.)':>17}{'pipeline (no punct.)':>22}",
     ]

@@ -132,6 +132,12 @@ def ocr(
         "", "--classes", help="Comma-separated page classes (default: all of them)."
     ),
     errors: int = typer.Option(0, "--errors", min=0, help="Also print the first N pages read."),
+    without: str = typer.Option(
+        "",
+        "--without",
+        help="Page-preparation steps to leave out, comma-separated (normalise, deskew, rules,"
+        " banxin, upscale): measures what each step brings.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
 ) -> None:
     """CER per page class (clean, woodblock, stained, ruled, banxin, lowres, skewed, curled,
@@ -144,7 +150,17 @@ def ocr(
     unknown = [c for c in chosen if c not in ocr_pages.PAGE_CLASSES]
     if unknown:
         raise typer.BadParameter(f"unknown page classes {unknown}: {ocr_pages.PAGE_CLASSES}")
+    from streams import pageprep
+
+    left_out = [step.strip() for step in without.split(",") if step.strip()]
+    if set(left_out) - set(pageprep.STEPS):
+        raise typer.BadParameter(f"--without takes steps of {pageprep.STEPS}")
+    if left_out:
+        import os
+
+        os.environ[pageprep.DISABLED_ENV] = ",".join(left_out)
     report = ocr_evaluation.run(split, per_class=per_class, classes=chosen, errors=errors)
+    report["without"] = left_out
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
