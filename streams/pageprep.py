@@ -282,7 +282,7 @@ def solid_blobs(ink: np.ndarray, glyph: float) -> np.ndarray:
     """Pixels of solid ink blobs wider than half a glyph (魚尾, ink blots): no text."""
     import cv2
 
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), 8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     keep = np.zeros(count, bool)
     for i in range(1, count):
         w, h, area = int(stats[i, 2]), int(stats[i, 3]), int(stats[i, 4])
