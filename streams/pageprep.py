@@ -4,6 +4,7 @@ Steps, in this order (each one measured on the 古籍-like set, `piaoxi eval ocr
 
 - ``normalise``: paper to white and ink to black — the page divided by its own background
   (a closing wider than any stroke), so yellowed paper, stains and the shade of a curl go;
+  only where the paper is not already white and even;
 - ``deskew``: the angle (±4°) at which the columns' ink profile is sharpest, then the page
   turned back by it;
 - ``rules``: column rules (界欄) and frames — ink runs much longer than any glyph, found by
@@ -33,6 +34,7 @@ DISABLED_ENV = "PIAOXI_OCR_PREP_DISABLED"
 _TARGET_GLYPH = 36.0
 _SMALL_GLYPH = 28.0
 _MAX_SKEW = 4.0
+_WHITE_PAPER = 230.0  # background brighter than this almost everywhere needs no division
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,10 @@ def prepare(image: Image.Image) -> PreparedPage:
     height, width = gray.shape
     done: list[str] = []
     if "normalise" not in off:
-        gray = _normalise(gray)
-        done.append("normalise")
+        normalised = _normalise(gray)
+        if normalised is not gray:
+            gray = normalised
+            done.append("normalise")
     angle = 0.0
     if "deskew" not in off:
         angle = _skew_angle(gray)
@@ -151,6 +155,10 @@ def _normalise(gray: np.ndarray) -> np.ndarray:
 
     small = cv2.resize(gray, (max(8, gray.shape[1] // 4), max(8, gray.shape[0] // 4)))
     background = cv2.morphologyEx(small, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    if float(np.percentile(background, 5)) >= _WHITE_PAPER:
+        # white, even paper: dividing by it only greys faint marks (measured: lowres
+        # pages lost commas, 4.4 % → 6.7 % CER on the tune split)
+        return gray
     background = cv2.GaussianBlur(background, (0, 0), 3)
     background = cv2.resize(background, (gray.shape[1], gray.shape[0]))
     ratio = gray.astype(np.float32) / np.maximum(background.astype(np.float32), 1.0)
