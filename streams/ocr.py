@@ -4,9 +4,15 @@ Engines (the `engine` argument, per upload or from settings):
 
 - ``rapidocr`` (default): PP-OCR ONNX models shipped in the rapidocr wheel, run on
   onnxruntime; its orientation classifier is off (it flips correct lines). It reads
-  vertical columns by itself but drops many punctuation marks centred in their own cell;
-  on vertical pages inked gaps between the recognised characters are read again one by
-  one, upright, to put those marks back. One engine object is built per process.
+  vertical columns by itself but drops many punctuation marks centred in their own cell
+  and garbles half-size notes: on vertical pages each column is checked against its ink
+  (`streams.columns`) — marks of cells nothing matched are put back, and columns holding
+  雙行小注 are read again segment by segment (main, right note, left note, main; note
+  lines have kind "note"). One engine object is built per process.
+
+Before recognition the page is prepared (`streams.pageprep`: paper normalised, deskewed,
+rules and the 版心 removed, small glyphs enlarged); boxes come back in the original
+image's pixels, and the 版心's text is returned as metadata (`OcrOutput.banxin`).
 - ``tesseract``: Debian tesseract through pytesseract; ``chi_tra`` for horizontal pages,
   ``chi_tra_vert`` for vertical ones. ``tesseract:<lang>`` picks another language pack
   (e.g. ``tesseract:chi_sim``; the ``_vert`` pack is used on vertical pages if installed).
