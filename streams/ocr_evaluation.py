@@ -11,7 +11,8 @@ CER is the Levenshtein distance over non-space characters divided by the referen
 length, summed over the pages of a class (so long pages weigh more); ``letters`` leaves
 punctuation out of both sides. Speed is pages per CPU-second of this process (the machine
 is shared, so CPU time is steadier than wall clock), raw and pipeline timed page by page
-alternately on the same pages.
+alternately on the same pages, with one engine thread as in the worker's pool processes
+(several threads spin while they wait, which a loaded machine turns into CPU time).
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def run(
     """Score raw and pipeline on `per_class` pages of every class of `split`."""
     from streams import ocr
 
+    ocr.set_threads(1)  # one thread per engine, as the worker's pool processes run it
     ocr._rapidocr_engine()  # load the models outside the timing
     scores = {c: ClassScore(c) for c in classes}
     examples: list[dict[str, str]] = []
