@@ -202,18 +202,44 @@ def _read_columns(prepared: pageprep.PreparedPage, lines: list[OcrLine]) -> list
         runs = columns.note_runs(ink, bx0, bx1, rows, glyph)
         if not runs:
             continue
+        # the detector's lines of this column that touch no note were read well: kept;
+        # the main text they do not cover is read again with the notes
+        clean_lines: list[OcrLine] = []
         for i, line in enumerate(lines):
             if _covers(line.box.x0, line.box.x1, bx0, bx1):
-                replaced.add(i)
+                touches = any(
+                    min(line.box.y1, ny1) - max(line.box.y0, ny0) > 0.2 * pitch
+                    for ny0, ny1, _ in runs
+                )
+                if touches:
+                    replaced.add(i)
+                else:
+                    clean_lines.append(line)
+
+        def main_parts(
+            y0: int, y1: int, clean_lines: list[OcrLine] = clean_lines
+        ) -> list[tuple[int, int]]:
+            """Rows y0..y1 of the main text not inside a kept line."""
+            parts = [(y0, y1)]
+            for kept_line in clean_lines:
+                k0, k1 = int(kept_line.box.y0), int(kept_line.box.y1)
+                parts = [
+                    piece
+                    for a, b in parts
+                    for piece in ((a, min(b, k0)), (max(a, k1), b))
+                    if piece[1] - piece[0] > 0.5 * pitch
+                ]
+            return parts
+
         y = rows[0][0]
         for ny0, ny1, gutter in runs:
-            if ny0 - y > 0.5 * pitch:
-                segments.append(("main", bx0, y, bx1, ny0))
+            for a, b in main_parts(y, ny0):
+                segments.append(("main", bx0, a, bx1, b))
             segments.append(("note", gutter, ny0, bx1, ny1))
             segments.append(("note", bx0, ny0, gutter, ny1))
             y = ny1
-        if rows[-1][1] - y > 0.5 * pitch:
-            segments.append(("main", bx0, y, bx1, rows[-1][1]))
+        for a, b in main_parts(y, rows[-1][1]):
+            segments.append(("main", bx0, a, bx1, b))
     kept = [line for i, line in enumerate(lines) if i not in replaced]
     readings = _recognise_strips([_crop_for_recognition(gray, *seg[1:]) for seg in segments])
     for (kind, x0, y0, x1, y1), (text, score) in zip(segments, readings, strict=True):
