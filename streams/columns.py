@@ -328,8 +328,20 @@ def _join_split_marks(
 
 
 _DOTS = frozenset("，。、；：！？")
-_SAME = {",": "，", "?": "？", "!": "！", ":": "：", ";": "；", "﹁": "「", "﹂": "」"}
-_PUNCT = frozenset("，。、；：！？「」『』,.;:!?﹁﹂﹃﹄()（）《》〈〉·…")
+_TALL = frozenset("？！?!")
+_SAME = {
+    ",": "，",
+    "’": "，",
+    "?": "？",
+    "!": "！",
+    ":": "：",
+    ";": "；",
+    "°": "。",
+    "﹁": "「",
+    "﹂": "」",
+}
+# marks, and what the recogniser makes of marks in a column (a rotated ，read as ’)
+_PUNCT = frozenset("，。、；：！？「」『』,.;:!?﹁﹂﹃﹄()（）《》〈〉·…’‘“”'\"°")
 
 
 def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
@@ -358,6 +370,8 @@ def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
                 is_mark = tokens[i] in _PUNCT
                 kind = seq[j].kind
                 step = 0.0 if (is_mark == (kind == "mark")) else 1.5
+                if kind == "glyph" and tokens[i] in _TALL:
+                    step = 0.2  # ？and ！ fill a cell like a glyph
                 if is_mark and kind == "mark" and _SAME.get(tokens[i], tokens[i]) != seq[j].mark:
                     # a mark on a mark cell of another shape: cheap between dots (：read
                     # where the cell looks like ，), dear between a dot and a bracket
