@@ -329,6 +329,7 @@ def _join_split_marks(
 
 _DOTS = frozenset("，。、；：！？")
 _TALL = frozenset("？！?!")
+_STROKES = frozenset("一丨丶亅乚ー")  # single strokes the recogniser reads for marks
 _SAME = {
     ",": "，",
     "’": "，",
@@ -372,6 +373,8 @@ def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
                 step = 0.0 if (is_mark == (kind == "mark")) else 1.5
                 if kind == "glyph" and tokens[i] in _TALL:
                     step = 0.2  # ？and ！ fill a cell like a glyph
+                if kind == "mark" and tokens[i] in _STROKES:
+                    step = 0.3  # a bracket read as a stroke (﹂ as 一): the cell's mark
                 if is_mark and kind == "mark" and _SAME.get(tokens[i], tokens[i]) != seq[j].mark:
                     # a mark on a mark cell of another shape: cheap between dots (：read
                     # where the cell looks like ，), dear between a dot and a bracket
@@ -393,7 +396,10 @@ def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
     while i > 0 or j > 0:
         step = move[i, j]
         if step == 1:
-            pieces.append((tokens[i - 1], False))
+            if tokens[i - 1] in _STROKES and seq[j - 1].kind == "mark":
+                pieces.append((seq[j - 1].mark, True))
+            else:
+                pieces.append((tokens[i - 1], False))
             i, j = i - 1, j - 1
         elif step == 2:
             pieces.append((tokens[i - 1], False))

@@ -44,6 +44,8 @@ CONFUSIONS: tuple[frozenset[str], ...] = (
     frozenset("士土"),
     frozenset("大太犬"),
 )
+# characters read for others but not the other way round: 八 for a bled 人
+READ_FOR: dict[str, str] = {"八": "人"}
 _MARGIN = 2.0  # nats a candidate must win by
 _ALPHA = 0.1  # additive smoothing of the bigram counts
 
@@ -151,6 +153,8 @@ def correct_characters(work: Any) -> dict[int, str]:
         group = _confusable(ch)
         if learned is not None:
             group = (group or frozenset(ch)) | {learned}
+        if ch in READ_FOR:
+            group = (group or frozenset(ch)) | set(READ_FOR[ch])
         if group is None:
             continue
         # the neighbouring characters, looking past marks (not past line or page ends)
