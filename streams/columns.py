@@ -36,6 +36,7 @@ class Cell:
     kind: str  # "glyph" | "mark" | "empty"
     mark: str = ""  # the mark, for kind "mark"
     ink_box: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 (page pixels)
+    distance: float = 1.0  # to the mark's nearest template (0 = identical)
 
 
 def page_pitch(ink: np.ndarray, bands: list[tuple[int, int]], glyph: float) -> float:
@@ -287,7 +288,7 @@ def describe_cells(
             continue
         mark, distance = classify_mark(part, glyph)
         if mark and distance < 0.35 and len(ys) < 0.15 * glyph * glyph:
-            described.append(Cell(y0, y1, "mark", mark, box))
+            described.append(Cell(y0, y1, "mark", mark, box, distance))
         else:
             described.append(Cell(y0, y1, "glyph", ink_box=box))
     return _join_split_marks(described, ink, sx0, sx1, glyph)
@@ -319,7 +320,7 @@ def _join_split_marks(
                     max(a.ink_box[2], b.ink_box[2]),
                     b.ink_box[3],
                 )
-                out.append(Cell(a.y0, b.y1, "mark", mark, box))
+                out.append(Cell(a.y0, b.y1, "mark", mark, box, distance))
                 k += 2
                 continue
         out.append(a)
@@ -329,6 +330,7 @@ def _join_split_marks(
 
 _DOTS = frozenset("，。、；：！？")
 _TALL = frozenset("？！?!")
+_SURE = 0.1  # template distance under which a cell's mark beats the recogniser's
 _STROKES = frozenset("一丨丶亅乚ー")  # single strokes the recogniser reads for marks
 _SAME = {
     ",": "，",
@@ -396,8 +398,20 @@ def fill_marks(text: str, described: list[Cell]) -> tuple[str, int]:
     while i > 0 or j > 0:
         step = move[i, j]
         if step == 1:
-            if tokens[i - 1] in _STROKES and seq[j - 1].kind == "mark":
-                pieces.append((seq[j - 1].mark, True))
+            cell = seq[j - 1]
+            token = _SAME.get(tokens[i - 1], tokens[i - 1])
+            if tokens[i - 1] in _STROKES and cell.kind == "mark":
+                pieces.append((cell.mark, True))
+            elif (
+                cell.kind == "mark"
+                and token in _DOTS
+                and cell.mark in _DOTS
+                and token != cell.mark
+                and cell.distance < _SURE
+            ):
+                # the cell's shape is nearly a template: it wins over the reading (；read
+                # as ：when its tail is worn)
+                pieces.append((cell.mark, True))
             else:
                 pieces.append((tokens[i - 1], False))
             i, j = i - 1, j - 1
