@@ -498,7 +498,7 @@ def clean_page(
         cleaned_text=cleaned,
         search_key=search_key(cleaned),
         edits=edits,
-        notes=_clean_spans(edits, notes, len(cleaned)),
+        notes=cleaned_spans(edits, notes, len(cleaned)),
     )
 
 
@@ -521,7 +521,7 @@ def raw_note_spans(text: str, lines: Sequence[tuple[str, str]]) -> list[tuple[in
     return spans
 
 
-def map_from_raw(edits: Sequence[TextEdit], raw_offset: int) -> int:
+def map_from_raw(edits: Sequence[Any], raw_offset: int) -> int:
     """The cleaned offset of raw offset `raw_offset` (the inverse of `map_to_raw`)."""
     shift = 0
     for edit in edits:
@@ -536,9 +536,10 @@ def map_from_raw(edits: Sequence[TextEdit], raw_offset: int) -> int:
     return raw_offset + shift
 
 
-def _clean_spans(
-    edits: Sequence[TextEdit], spans: Sequence[tuple[int, int]], length: int
+def cleaned_spans(
+    edits: Sequence[Any], spans: Sequence[tuple[int, int]], length: int
 ) -> list[tuple[int, int]]:
+    """Raw spans as spans of the cleaned text (`length` long) the `edits` made."""
     out: list[tuple[int, int]] = []
     for start, end in spans:
         a, b = map_from_raw(edits, start), min(length, map_from_raw(edits, end))
