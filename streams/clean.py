@@ -47,7 +47,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-STAGE_VERSION = "1.1.0"  # 1.1: variants kept in the cleaned text by default
+STAGE_VERSION = "1.2.0"  # 1.1: variants kept by default; 1.2: note spans, OCR correction
 
 DATA = Path(__file__).parent / "data"
 
