@@ -10,6 +10,9 @@ throughput is measured in characters/s over OCR-like pages of the whole corpus.
 
     .venv/bin/python bench/ocr_eval.py [--passages 3] [--engines rapidocr,tesseract]
         [--conditions clean,blur,noise,jpeg] [--json out.json]
+
+For 古籍-like pages (woodblock, stains, rules, 版心, skew, curl, 白文, 雙行小注) see
+`piaoxi eval ocr` (streams/ocr_evaluation.py), which also scores the raw engine.
 """
 
 from __future__ import annotations
@@ -21,8 +24,6 @@ import os
 import resource
 import sys
 import time
-import unicodedata
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,28 +37,11 @@ import make_samples
 
 from streams import ocr
 from streams.clean import clean_page
+from streams.ocr_evaluation import cer, is_letter
 
 # 孟子 chapters not used by the samples (those use mengzi0, mengzi1, mengzi4, 大學, 中庸).
 PASSAGES = ("mengzi6", "mengzi8", "mengzi10", "mengzi7", "mengzi9", "mengzi11")
 CHARS_PER_PAGE = 216
-
-
-def cer(truth: str, hypothesis: str, *, keep: Callable[[str], bool] | None = None) -> float:
-    """Levenshtein distance / truth length over non-space characters (optionally filtered)."""
-    ref = [c for c in truth if not c.isspace() and (keep is None or keep(c))]
-    hyp = [c for c in hypothesis if not c.isspace() and (keep is None or keep(c))]
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / max(1, len(ref))
-
-
-def is_letter(ch: str) -> bool:
-    """Ideographs, letters and digits: everything but punctuation and symbols."""
-    return unicodedata.category(ch)[0] in "LN"
 
 
 def degrade(image: Image.Image, condition: str, seed: int) -> Image.Image:

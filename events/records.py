@@ -152,6 +152,7 @@ class TextLine(_AvroRecord):
     confidence: float
     box: Box
     order: int
+    kind: str = "main"  # main | note (a sub-column of a 雙行小注); v3
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -166,6 +167,15 @@ class TextEdit(_AvroRecord):
     kind: str
     before: str
     after: str
+    reason: str | None = None  # why an automatic correction was made; v3
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NoteSpan(_AvroRecord):
+    """A 雙行小注 in the cleaned text: cleaned_text[start:end]."""
+
+    start: int
+    end: int
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -309,6 +319,8 @@ class PageText(EventBase):
     encoding_uncertain: bool = False
     image_blob_key: str | None = None
     context_dynasty: str | None = None
+    banxin: str | None = None  # the 版心 text (metadata, not `text`); v3
+    preparation: list[str] = dataclasses.field(default_factory=list)  # v3
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -325,6 +337,8 @@ class PageCleaned(EventBase):
     search_key: str
     edits: list[TextEdit]
     context_dynasty: str | None = None
+    notes: list[NoteSpan] = dataclasses.field(default_factory=list)  # 雙行小注 spans; v3
+    banxin: str | None = None  # v3
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

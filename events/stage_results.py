@@ -44,4 +44,5 @@ def text_edit(edit: Any) -> TextEdit:
         kind=str(field_of(edit, "kind")),
         before=str(field_of(edit, "before")),
         after=str(field_of(edit, "after")),
+        reason=field_of(edit, "reason"),
     )

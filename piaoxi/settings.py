@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     page_timeout_s: float = Field(300.0, description="Per-page stage timeout, seconds.")
     max_attempts: int = Field(3, description="Attempts for transient errors before failing.")
     ocr_engine: Literal["rapidocr", "tesseract"] = Field("rapidocr", description="OCR engine.")
+    clean_fold_variants: bool = Field(
+        False,
+        description="Cleaning folds variant characters (爲 → 為) in the cleaned text too; by"
+        " default it keeps the source's forms and folds them only in the search key.",
+    )
     max_upload_bytes: int = Field(200 * 1024 * 1024, description="Largest accepted file.")
     max_pages: int = Field(
         2000,

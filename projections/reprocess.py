@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,14 @@ from typing import Any
 
 import asyncpg
 
-from events.records import DocumentUploaded, EventBase, PageCleaned, PageEntities
+from events.records import (
+    DocumentUploaded,
+    EventBase,
+    NoteSpan,
+    PageCleaned,
+    PageEntities,
+    TextEdit,
+)
 from events.stage_results import entity_span, text_edit
 from events.stage_results import field_of as _field
 from piaoxi.log import get_logger
@@ -101,11 +109,19 @@ async def _publish(settings: Settings, events: Sequence[EventBase]) -> int:
     return len(events)
 
 
-def default_cleaner() -> tuple[Cleaner, str]:
+def default_cleaner(*, fold_variants: bool = False) -> tuple[Cleaner, str]:
+    """The clean stage as the worker runs it: `drop_noise` is true for OCR pages, which
+    also get the OCR correction."""
     from streams import clean
 
     def cleaner(raw: str, layout: str, drop_noise: bool) -> Any:
-        return clean.clean_page(raw, layout=layout, drop_noise=drop_noise)
+        return clean.clean_page(
+            raw,
+            layout=layout,
+            drop_noise=drop_noise,
+            fold_variants=fold_variants,
+            correct=drop_noise,
+        )
 
     return cleaner, clean.STAGE_VERSION
 
@@ -143,6 +159,17 @@ async def reprocess(
     raise ValueError(f"unknown stage {stage!r}: ocr, clean or entities")
 
 
+def _note_spans(raw: str, lines: Any, edits: list[TextEdit], length: int) -> list[NoteSpan]:
+    """The page's 雙行小注 (its note lines, stored with the page) in the new cleaned text."""
+    from streams.clean import cleaned_spans, raw_note_spans
+
+    if isinstance(lines, str):
+        lines = json.loads(lines)
+    pairs = [(str(ln.get("text", "")), str(ln.get("kind") or "main")) for ln in lines or []]
+    spans = raw_note_spans(raw, pairs)
+    return [NoteSpan(start=a, end=b) for a, b in cleaned_spans(edits, spans, length)]
+
+
 async def _reclean(
     settings: Settings,
     conn: asyncpg.Connection,
@@ -150,11 +177,11 @@ async def _reclean(
     dry_run: bool,
     cleaner: tuple[Cleaner, str] | None,
 ) -> ReprocessResult:
-    clean, version = cleaner or default_cleaner()
+    clean, version = cleaner or default_cleaner(fold_variants=settings.clean_fold_variants)
     where, args = _filters(selection, "clean", "text_at")
     rows = await conn.fetch(
         "SELECT p.document_id, p.document_version, p.page_number, p.page_count, p.raw_text,"
-        " p.layout, p.source, p.text_event_id, d.title, d.tags FROM pages p"
+        " p.layout, p.source, p.text_event_id, p.lines, d.title, d.tags FROM pages p"
         f" JOIN documents d USING (document_id) WHERE p.raw_text IS NOT NULL AND {where}"
         " ORDER BY p.document_id, p.page_number",
         *args,
@@ -166,16 +193,19 @@ async def _reclean(
         result = await asyncio.to_thread(
             clean, row["raw_text"], row["layout"] or "horizontal", row["source"] == "ocr"
         )
+        cleaned_text = str(_field(result, "cleaned_text"))
+        edits = [text_edit(e) for e in _field(result, "edits", [])]
         events.append(
             PageCleaned(
                 **_envelope(row, "clean", version, row["text_event_id"]),
                 page_number=row["page_number"],
                 page_count=row["page_count"],
                 raw_text=row["raw_text"],
-                cleaned_text=str(_field(result, "cleaned_text")),
+                cleaned_text=cleaned_text,
                 search_key=str(_field(result, "search_key")),
-                edits=[text_edit(e) for e in _field(result, "edits", [])],
+                edits=edits,
                 context_dynasty=document_dynasty(row["title"] or "", row["tags"] or ()),
+                notes=_note_spans(row["raw_text"], row["lines"], edits, len(cleaned_text)),
             )
         )
     published = await _publish(settings, events)

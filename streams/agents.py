@@ -41,6 +41,7 @@ from events.records import (
     DocumentUploaded,
     EntitySpan,
     EventBase,
+    NoteSpan,
     PageCleaned,
     PageEntities,
     PageText,
@@ -247,6 +248,7 @@ def _text_lines(result: PageResult) -> list[TextLine]:
                 y1=float(line.box.y1),
             ),
             order=int(line.order) if line.order else index,
+            kind=str(getattr(line, "kind", "main")),
         )
         for index, line in enumerate(result.lines)
     ]
@@ -723,6 +725,8 @@ class StageRuntime:
             encoding_uncertain=result.encoding_uncertain,
             image_blob_key=image_key,
             context_dynasty=document_dynasty(upload.title, upload.tags),
+            banxin=result.banxin,
+            preparation=list(result.preparation),
         )
 
     async def store_page_image(self, image: bytes) -> str:
@@ -751,7 +755,7 @@ class StageRuntime:
         if event is None:
             return
         with _bound(event):
-            from streams.clean import clean_page
+            from streams.clean import clean_page, raw_note_spans
 
             try:
                 # Cleaning is light: a page of ordinary length is cleaned on the loop (a
@@ -762,6 +766,9 @@ class StageRuntime:
                     event.text,
                     layout=event.layout,
                     drop_noise=event.source == "ocr",
+                    fold_variants=self.settings.clean_fold_variants,
+                    notes=raw_note_spans(event.text, [(ln.text, ln.kind) for ln in event.lines]),
+                    correct=event.source == "ocr",
                 )
                 if len(event.text) <= INLINE_CLEAN_CHARS:
                     result = await self.retrying(lambda: _now(clean))
@@ -782,6 +789,8 @@ class StageRuntime:
                 search_key=str(_field(result, "search_key")),
                 edits=[_text_edit(edit) for edit in _field(result, "edits", [])],
                 context_dynasty=event.context_dynasty,
+                notes=[NoteSpan(start=a, end=b) for a, b in _field(result, "notes", [])],
+                banxin=event.banxin,
             )
             await self.publish(self.topics.cleaned, cleaned)
 

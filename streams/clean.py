@@ -6,9 +6,12 @@ key out, with every edit recorded so any cleaned offset maps back to the raw tex
 - the raw text is never changed; `cleaned_text` is raw with these passes, in this order:
   1. newlines normalised (CR LF, CR, form feed → LF);
   2. one character at a time: full-width letters and digits to half width, OCR noise
-     dropped (stray symbols), variant characters folded (our reviewed table
-     `data/variants_reviewed.tsv`, then the Unihan-derived `data/variants_unihan.tsv`,
-     compatibility ideographs and Kangxi radicals);
+     dropped (stray symbols), symbols OCR reads for ideographs (○ → 〇), compatibility
+     ideographs and Kangxi radicals (encoding duplicates) to their unified ideographs;
+     variant characters (異體字: our reviewed table `data/variants_reviewed.tsv`, then the
+     Unihan-derived `data/variants_unihan.tsv`) only with ``fold_variants=True``
+     (setting PIAOXI_CLEAN_FOLD_VARIANTS) — by default the cleaned text keeps the
+     source's forms (爲, 衆, 僞), and the variants are folded in the search key only;
   3. punctuation: half-width marks next to CJK become full width, curly quotes become
      corner brackets, vertical presentation forms become plain marks; on vertical pages
      first the marks OCR misreads in columns (rotated ，read as ’ or ), 。 as °);
@@ -16,8 +19,9 @@ key out, with every edit recorded so any cleaned offset maps back to the raw tex
   5. marks repeated by the scanner collapsed (。。 → 。);
   6. spaces inside CJK text removed, other runs collapsed to one space;
   7. lines broken by the page rejoined (see Lines below);
-- `search_key` is `cleaned_text` converted to simplified characters by OpenCC (t2s),
-  always exactly as long as `cleaned_text`, so offsets in one are offsets in the other;
+- `search_key` is `cleaned_text` with the variants folded and converted to simplified
+  characters by OpenCC (t2s), always exactly as long as `cleaned_text`, so offsets in
+  one are offsets in the other (the API folds a query the same way);
 - `edits` are `TextEdit(raw_start, raw_end, clean_start, clean_end, kind, before, after)`,
   in order and non-overlapping; `map_to_raw(edits, clean_offset)` and `map_span_to_raw`
   translate cleaned offsets to raw ones, `apply_edits(raw, edits)` rebuilds the cleaned text.
@@ -38,12 +42,12 @@ import bisect
 import sys
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-STAGE_VERSION = "1.0.0"
+STAGE_VERSION = "1.2.0"  # 1.1: variants kept by default; 1.2: note spans, OCR correction
 
 DATA = Path(__file__).parent / "data"
 
@@ -65,6 +69,7 @@ class TextEdit:
     kind: str
     before: str
     after: str
+    reason: str | None = None  # why an automatic correction was made (its evidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,7 @@ class CleanResult:
     cleaned_text: str
     search_key: str
     edits: list[TextEdit]
+    notes: list[tuple[int, int]] = field(default_factory=list)  # 雙行小注 spans (cleaned)
 
 
 # --- rules as data -------------------------------------------------------------------------
@@ -86,6 +92,7 @@ class Rules:
     noise: frozenset[str]
     repeat: frozenset[str]
     variants: dict[str, tuple[str, str]]  # char -> (replacement, kind)
+    symbols: dict[str, str]  # symbols OCR returns for an ideograph (○ for 〇)
     confusion: dict[str, tuple[str, frozenset[str]]]  # char -> (replacement, next chars)
     vertical_punct: dict[str, tuple[str, str]]  # char -> (replacement, context)
 
@@ -111,12 +118,15 @@ def load_rules() -> Rules:
     repeat: set[str] = set()
     confusion: dict[str, tuple[str, frozenset[str]]] = {}
     vertical_punct: dict[str, tuple[str, str]] = {}
+    symbols: dict[str, str] = {}
     for row in _tsv_rows(DATA / "clean_rules.tsv"):
         rule, source, target, context = row[0], _decode_cell(row[1]), _decode_cell(row[2]), row[3]
         if rule == "punct":
             punct[source] = (target, context)
         elif rule == "width":
             width[source] = target
+        elif rule == "symbol":
+            symbols[source] = target
         elif rule == "noise":
             noise.add(source)
         elif rule == "repeat":
@@ -140,6 +150,7 @@ def load_rules() -> Rules:
         frozenset(noise),
         frozenset(repeat),
         _close(variants),
+        symbols,
         confusion,
         vertical_punct,
     )
@@ -247,24 +258,29 @@ def _is_compat(ch: str) -> bool:
     )
 
 
-def _pass_chars(work: _Work, rules: Rules, drop_noise: bool) -> None:
-    """Width, noise and variants: context-free, one character at a time."""
+def _pass_chars(work: _Work, rules: Rules, drop_noise: bool, fold_variants: bool) -> None:
+    """Width, noise, symbols, encoding duplicates and (when asked) variants: context-free,
+    one character at a time."""
     out = work.out
-    width, noise, variants = rules.width, rules.noise, rules.variants
+    width, noise, symbols = rules.width, rules.noise, rules.symbols
+    variants = rules.variants if fold_variants else {}
     for i, ch in enumerate(out):
         if ch in width:
             work.set(i, width[ch], "width")
         elif ch in noise:
             if drop_noise:
                 work.set(i, "", "noise")
+        elif ch in symbols:
+            work.set(i, symbols[ch], "symbol")
+        elif _is_compat(ch):
+            # compatibility ideographs and Kangxi radicals (PDF text layers are full of them)
+            # are the same character encoded twice, not another form of it
+            folded = unicodedata.normalize("NFKC", ch)
+            if folded != ch and len(folded) == 1:
+                work.set(i, variants.get(folded, (folded, ""))[0], "compat")
         elif ch in variants:
             target, kind = variants[ch]
             work.set(i, target, kind)
-        elif _is_compat(ch):
-            # compatibility ideographs and Kangxi radicals (PDF text layers are full of them)
-            folded = unicodedata.normalize("NFKC", ch)
-            if folded != ch and len(folded) == 1:
-                work.set(i, folded, "variant")
 
 
 def _pass_punct(work: _Work, rules: Rules, *, vertical: bool) -> None:
@@ -410,7 +426,7 @@ def _pass_lines(work: _Work) -> None:
             work.set(vis[k], "", "newline")
 
 
-def _edits(work: _Work) -> tuple[str, list[TextEdit]]:
+def _edits(work: _Work, reasons: dict[int, str] | None = None) -> tuple[str, list[TextEdit]]:
     raw, out, kinds = work.raw, work.out, work.kind
     edits: list[TextEdit] = []
     pieces: list[str] = []
@@ -437,30 +453,99 @@ def _edits(work: _Work) -> tuple[str, list[TextEdit]]:
                 i += 1
         text = "".join(after)
         pieces.append(text)
-        edits.append(TextEdit(start, i, clean_start, clean_pos, kind, raw[start:i], text))
+        reason = (reasons or {}).get(start)
+        edits.append(TextEdit(start, i, clean_start, clean_pos, kind, raw[start:i], text, reason))
     return "".join(pieces), edits
 
 
-def clean_page(raw: str, *, layout: str = "horizontal", drop_noise: bool = True) -> CleanResult:
+def clean_page(
+    raw: str,
+    *,
+    layout: str = "horizontal",
+    drop_noise: bool = True,
+    fold_variants: bool = False,
+    notes: Sequence[tuple[int, int]] = (),
+    correct: bool = False,
+) -> CleanResult:
     """Clean one page of raw text (see the module docstring); `raw` itself is not changed.
 
     `layout` is the page's layout ("horizontal" or "vertical"); vertical pages also get
     the `vpunct` rules (marks OCR misreads in columns: a rotated comma read as ’ or ), a
     rotated full stop as °). OCR returns one line per column, so the line rules are the
     same for both. `drop_noise=False` keeps
-    symbols that are OCR noise on scans but may be meant in born-digital text.
+    symbols that are OCR noise on scans but may be meant in born-digital text;
+    `fold_variants=True` normalises variant characters in the cleaned text too (爲 → 為).
+    `notes` are raw spans of 雙行小注 (see `raw_note_spans`); the result gives them as
+    cleaned spans. `correct=True` (OCR pages) runs the language-model correction
+    (`streams.correction`): every change an edit of kind ``correction`` with its reason.
     """
     rules = load_rules()
     work = _Work(raw)
     _pass_newlines(work)
-    _pass_chars(work, rules, drop_noise)
+    _pass_chars(work, rules, drop_noise, fold_variants)
     _pass_punct(work, rules, vertical=layout == "vertical")
     _pass_confusion(work, rules)
     _pass_repeat(work, rules)
     _pass_spaces(work)
     _pass_lines(work)
-    cleaned, edits = _edits(work)
-    return CleanResult(cleaned_text=cleaned, search_key=search_key(cleaned), edits=edits)
+    reasons: dict[int, str] = {}
+    if correct:
+        from streams.correction import correct_characters
+
+        reasons = correct_characters(work)
+    cleaned, edits = _edits(work, reasons)
+    return CleanResult(
+        cleaned_text=cleaned,
+        search_key=search_key(cleaned),
+        edits=edits,
+        notes=cleaned_spans(edits, notes, len(cleaned)),
+    )
+
+
+def raw_note_spans(text: str, lines: Sequence[tuple[str, str]]) -> list[tuple[int, int]]:
+    """Raw spans of the note lines of a page whose text is its lines joined by newlines
+    (`lines`: (text, kind) in reading order); neighbouring note lines make one span."""
+    spans: list[tuple[int, int]] = []
+    position = 0
+    for line_text, kind in lines:
+        start = text.find(line_text, position) if line_text else position
+        if start < 0:
+            return []  # the text is not the lines joined: no spans rather than wrong ones
+        end = start + len(line_text)
+        if kind == "note" and end > start:
+            if spans and text[spans[-1][1] : start].strip() == "":
+                spans[-1] = (spans[-1][0], end)
+            else:
+                spans.append((start, end))
+        position = end
+    return spans
+
+
+def map_from_raw(edits: Sequence[Any], raw_offset: int) -> int:
+    """The cleaned offset of raw offset `raw_offset` (the inverse of `map_to_raw`)."""
+    shift = 0
+    for edit in edits:
+        if raw_offset < edit.raw_start:
+            break
+        if raw_offset < edit.raw_end:
+            inner = raw_offset - edit.raw_start
+            if edit.raw_end - edit.raw_start == edit.clean_end - edit.clean_start:
+                return edit.clean_start + inner
+            return edit.clean_start
+        shift = edit.clean_end - edit.raw_end
+    return raw_offset + shift
+
+
+def cleaned_spans(
+    edits: Sequence[Any], spans: Sequence[tuple[int, int]], length: int
+) -> list[tuple[int, int]]:
+    """Raw spans as spans of the cleaned text (`length` long) the `edits` made."""
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        a, b = map_from_raw(edits, start), min(length, map_from_raw(edits, end))
+        if b > a:
+            out.append((a, b))
+    return out
 
 
 # --- search key ----------------------------------------------------------------------------
@@ -473,14 +558,23 @@ def _t2s() -> Any:
     return opencc.OpenCC("t2s")
 
 
+def fold_variants(text: str) -> str:
+    """`text` with every variant character (異體字) replaced by its standard form, one
+    character for one (the search key's first step; the cleaned text keeps the source's)."""
+    variants = load_rules().variants
+    return "".join(variants[ch][0] if ch in variants else ch for ch in text)
+
+
 def search_key(text: str) -> str:
-    """`text` in simplified characters, exactly as long as `text` (offsets are shared).
+    """`text` with variants folded, in simplified characters, exactly as long as `text`
+    (offsets are shared).
 
     OpenCC converts phrases; when a phrase conversion changes the length of a line, that
     line is converted character by character instead.
     """
     if not text:
         return text
+    text = fold_variants(text)
     converter = _t2s()
     converted = converter.convert(text)
     if len(converted) == len(text):

@@ -17,7 +17,7 @@ import functools
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -1048,7 +1048,10 @@ def find_entities(
     ``context_dynasty`` is a dynasty known for the whole document (from its title or an
     earlier page); it settles era names several regimes used when the page itself does not.
     """
-    text = cleaned_text
+    # The cleaned text keeps the source's variant forms (爲, 衆); the tables and the model
+    # know the folded ones. Folding is one character for one, so offsets carry over; the
+    # surfaces are then taken from the cleaned text itself.
+    text = eras.fold_variants(cleaned_text)
     found = gazetteer_spans(text)
     patterns = pattern_spans(text, found)
     model_found = _model_spans(text) if use_model else []
@@ -1056,7 +1059,10 @@ def find_entities(
     merged = _given_name_mentions(text, merged)
     merged = _pre_qin_states(text, merged, context_dynasty)
     dated = {(e.start, e.end): e for e in _resolve_era_dates(text, merged, context_dynasty)}
-    return [dated.get((e.start, e.end), e) if e.type == "ERA_DATE" else e for e in merged]
+    result = [dated.get((e.start, e.end), e) if e.type == "ERA_DATE" else e for e in merged]
+    if text == cleaned_text:
+        return result
+    return [replace(e, surface=cleaned_text[e.start : e.end]) for e in result]
 
 
 # Periods in which 秦, 齊, 晉 ... are states (PLACE), not dynasties.

@@ -128,6 +128,8 @@ class PageResult:
     encoding_uncertain: bool = False
     image_size: tuple[int, int] | None = None  # (width, height) of the OCR'd image
     notes: list[str] = field(default_factory=list)
+    banxin: str | None = None  # the 版心's text (page metadata, not in `text`)
+    preparation: tuple[str, ...] = ()  # page-preparation steps that changed the image
     # The rendered page as JPEG when a PDF page was rendered and `keep_rendered` was asked.
     rendered_jpeg: bytes | None = None
 
@@ -698,6 +700,8 @@ def process_page(
         source=source.source,
         image_size=image.size,
         rendered_jpeg=rendered,
+        banxin=output.banxin,
+        preparation=output.preparation,
     )
 
 

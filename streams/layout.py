@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from PIL import Image
 
-STAGE_VERSION = "1.0.0"
+STAGE_VERSION = "1.1.0"  # 1.1: notes (kind), tracks robust under skew
 
 Layout = Literal["horizontal", "vertical"]
 LayoutRequest = Literal["auto", "horizontal", "vertical"]
@@ -68,6 +68,7 @@ class OcrLine:
     confidence: float
     box: Box
     order: int = 0
+    kind: str = "main"  # "main" text, or "note" (a sub-column of a 雙行小注)
 
 
 def detect_layout(lines: Sequence[OcrLine]) -> Layout:
@@ -145,7 +146,11 @@ def _tracks(lines: Sequence[OcrLine], *, vertical: bool) -> list[list[OcrLine]]:
     for line in ordered:
         lo, hi = extent(line)
         for i, (t0, t1) in enumerate(bounds):
-            if _overlap(lo, hi, t0, t1) >= _SAME_TRACK_OVERLAP:
+            # on a skewed page the boxes of neighbouring columns widen and overlap: one
+            # track also needs the line's centre inside the track (a note's sub-column
+            # lies inside its column)
+            inside = t0 <= (lo + hi) / 2 <= t1 or lo <= (t0 + t1) / 2 <= hi
+            if inside and _overlap(lo, hi, t0, t1) >= _SAME_TRACK_OVERLAP:
                 tracks[i].append(line)
                 bounds[i] = (min(t0, lo), max(t1, hi))
                 break
@@ -172,8 +177,24 @@ def order_lines(lines: Sequence[OcrLine], layout: Layout) -> list[OcrLine]:
     result: list[OcrLine] = []
     for track in _tracks(lines, vertical=vertical):
         along = sorted(track, key=(lambda ln: ln.box.y0) if vertical else (lambda ln: ln.box.x0))
+        if vertical:
+            along = _notes_right_first(along)
         result.extend(along)
     return [replace(line, order=i) for i, line in enumerate(result)]
+
+
+def _notes_right_first(column: list[OcrLine]) -> list[OcrLine]:
+    """The two sub-columns of a 雙行小注 side by side: the right one is read first."""
+    out = list(column)
+    for k in range(len(out) - 1):
+        a, b = out[k], out[k + 1]
+        if (
+            a.kind == b.kind == "note"
+            and _overlap(a.box.y0, a.box.y1, b.box.y0, b.box.y1) >= 0.5
+            and b.box.cx > a.box.cx
+        ):
+            out[k], out[k + 1] = b, a
+    return out
 
 
 def resolve_layout(requested: str, lines: Sequence[OcrLine]) -> Layout:

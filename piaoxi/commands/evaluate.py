@@ -1,4 +1,5 @@
-"""`piaoxi eval entities`: score the entity stage on the gold set and the held-out Tang set."""
+"""`piaoxi eval entities`: score the entity stage on the gold set and the held-out Tang set;
+`piaoxi eval ocr`: CER per page class of the 古籍-like OCR set, raw engine vs pipeline."""
 
 from __future__ import annotations
 
@@ -175,6 +176,51 @@ def _detail(title: str, part: dict[str, Any]) -> list[str]:
             f"{m['f1']:>10.3f}{row['person']['recall']:>10.3f}"
         )
     return lines
+
+
+@eval_app.command("ocr")
+def ocr(
+    split: str = typer.Option(
+        "tune", "--split", help="tune (孟子 chapters 0–6) or eval (chapters 7–13: the fair one)."
+    ),
+    per_class: int = typer.Option(2, "--per-class", min=1, max=50, help="Pages of each class."),
+    classes: str = typer.Option(
+        "", "--classes", help="Comma-separated page classes (default: all of them)."
+    ),
+    errors: int = typer.Option(0, "--errors", min=0, help="Also print the first N pages read."),
+    without: str = typer.Option(
+        "",
+        "--without",
+        help="Page-preparation steps to leave out, comma-separated (normalise, deskew, rules,"
+        " banxin, upscale): measures what each step brings.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """CER per page class (clean, woodblock, stained, ruled, banxin, lowres, skewed, curled,
+    baiwen, notes) for the raw engine and the pipeline on the same pages, and their speed."""
+    from streams import ocr_evaluation, ocr_pages
+
+    if split not in ocr_pages.SPLIT_CHAPTERS:
+        raise typer.BadParameter("--split is tune or eval")
+    chosen = tuple(c.strip() for c in classes.split(",") if c.strip()) or ocr_pages.PAGE_CLASSES
+    unknown = [c for c in chosen if c not in ocr_pages.PAGE_CLASSES]
+    if unknown:
+        raise typer.BadParameter(f"unknown page classes {unknown}: {ocr_pages.PAGE_CLASSES}")
+    from streams import pageprep
+
+    left_out = [step.strip() for step in without.split(",") if step.strip()]
+    if set(left_out) - set(pageprep.STEPS):
+        raise typer.BadParameter(f"--without takes steps of {pageprep.STEPS}")
+    if left_out:
+        import os
+
+        os.environ[pageprep.DISABLED_ENV] = ",".join(left_out)
+    report = ocr_evaluation.run(split, per_class=per_class, classes=chosen, errors=errors)
+    report["without"] = left_out
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    typer.echo(ocr_evaluation.table(report))
 
 
 def register(app: typer.Typer) -> None:

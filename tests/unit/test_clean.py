@@ -16,6 +16,7 @@ from streams.clean import (
     load_rules,
     map_span_to_raw,
     map_to_raw,
+    raw_note_spans,
     search_key,
 )
 
@@ -30,22 +31,40 @@ def test_raw_text_is_untouched_and_cleaned_text_is_traditional() -> None:
     assert raw == before
     assert (
         result.cleaned_text
-        == "齊宣王見孟子於雪宮，王曰，賢者亦有此樂乎。\n為之築室。孟子曰：「有，巖居也」"
+        == "齊宣王見孟子於雪宮，王曰，賢者亦有此樂乎。\n爲之築室。孟子曰：「有，巖居也」"
     )
     assert (
         result.search_key
         == "齐宣王见孟子于雪宫，王曰，贤者亦有此乐乎。\n为之筑室。孟子曰：「有，岩居也」"
     )
     kinds = {e.kind for e in result.edits}
-    assert {"linebreak", "variant", "space", "repeat", "noise", "punct"} <= kinds
+    assert {"linebreak", "space", "repeat", "noise", "punct"} <= kinds
+
+
+def test_variants_of_the_source_are_kept_and_folded_only_in_the_search_key() -> None:
+    """The source's 爲/衆/僞 are correct characters, not errors: the cleaned text keeps
+    them, the search key folds them (so 为 finds 爲); a setting asks for normalisation."""
+    kept = clean_page("衆人皆曰爲善，眞僞莫辨")
+    assert kept.cleaned_text == "衆人皆曰爲善，眞僞莫辨"
+    assert all(e.kind != "variant" for e in kept.edits)
+    assert kept.search_key == "众人皆曰为善，真伪莫辨"
+    folded = clean_page("衆人皆曰爲善，眞僞莫辨", fold_variants=True)
+    assert folded.cleaned_text == "眾人皆曰為善，真偽莫辨"
+    assert [(e.before, e.after, e.kind) for e in folded.edits] == [
+        ("衆", "眾", "variant"),
+        ("爲", "為", "variant"),
+        ("眞", "真", "variant"),
+        ("僞", "偽", "variant"),
+    ]
+    assert folded.search_key == kept.search_key
 
 
 @pytest.mark.parametrize(
     ("raw", "cleaned"),
     [
-        ("眞爲僞", "真為偽"),  # reviewed variants
+        ("眞爲僞", "眞爲僞"),  # variants of the source are kept (policy since issue 19)
         ("二○○二年", "二〇〇二年"),  # a circle is the ideographic zero
-        ("㐅", "五"),  # Unihan semantic variant, outside Big5
+        ("㐅", "㐅"),  # ... even outside Big5 (the search key folds it: see below)
         ("\uf900", "豈"),  # compatibility ideograph
         ("\u2f00\u2f08", "一人"),  # Kangxi radicals from PDF text layers
         ("ＡＢＣ１２３", "ABC123"),  # full-width letters and digits
@@ -69,6 +88,19 @@ def test_raw_text_is_untouched_and_cleaned_text_is_traditional() -> None:
 )
 def test_rules(raw: str, cleaned: str) -> None:
     assert clean_page(raw).cleaned_text == cleaned
+
+
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [
+        ("眞爲僞", "真為偽"),  # reviewed variants
+        ("㐅", "五"),  # Unihan semantic variant, outside Big5
+        ("\uf900", "豈"),  # compatibility ideographs as without the setting
+    ],
+)
+def test_variant_folding_when_the_setting_asks(raw: str, cleaned: str) -> None:
+    assert clean_page(raw, fold_variants=True).cleaned_text == cleaned
+    assert search_key(raw) == search_key(cleaned)
 
 
 @pytest.mark.parametrize(
@@ -161,10 +193,11 @@ def test_cleaning_is_idempotent() -> None:
     pages = random_pages(400, seed=4) + [p.read_text() for p in sorted(TRUTH.glob("*.txt"))]
     for raw in pages:
         for layout in ("horizontal", "vertical"):
-            once = clean_page(raw, layout=layout).cleaned_text
-            twice = clean_page(once, layout=layout)
-            assert twice.cleaned_text == once, (layout, raw)
-            assert twice.edits == []
+            for fold in (False, True):
+                once = clean_page(raw, layout=layout, fold_variants=fold).cleaned_text
+                twice = clean_page(once, layout=layout, fold_variants=fold)
+                assert twice.cleaned_text == once, (layout, fold, raw)
+                assert twice.edits == []
 
 
 def test_a_span_in_the_cleaned_text_maps_to_its_raw_span() -> None:
@@ -216,3 +249,44 @@ def test_committed_unihan_table_is_what_the_builder_makes() -> None:
     # never a simplified target, never a fold of a common mainland character
     assert ("卧", "臥") not in built
     assert all(len(a) == 1 for a, _ in built)
+
+
+# --- notes and OCR correction (issue 19) ---------------------------------------------------
+
+
+def test_note_spans_follow_the_text_through_cleaning() -> None:
+    lines = [("孟子曰：「挾太山", "main"), ("以超北海語", "note"), ("人曰我不能", "note")]
+    lines.append(("是誠不能也。", "main"))
+    raw = "\n".join(text for text, _ in lines)
+    spans = raw_note_spans(raw, lines)
+    assert [raw[a:b] for a, b in spans] == ["以超北海語\n人曰我不能"]  # one note, two lines
+    result = clean_page(raw, layout="vertical", notes=spans)
+    assert result.cleaned_text == "孟子曰：「挾太山以超北海語人曰我不能是誠不能也。"
+    assert [result.cleaned_text[a:b] for a, b in result.notes] == ["以超北海語人曰我不能"]
+    assert raw_note_spans("other text", lines) == []  # not the lines joined: no spans
+
+
+def test_ocr_correction_fixes_misreads_with_a_reason_and_leaves_the_raw_text() -> None:
+    raw = "孟子對日王何必曰利亦有仁義而己矣"
+    result = clean_page(raw, layout="vertical", correct=True)
+    assert result.cleaned_text == "孟子對曰王何必曰利亦有仁義而已矣"
+    corrections = [e for e in result.edits if e.kind == "correction"]
+    assert [(e.before, e.after) for e in corrections] == [("日", "曰"), ("己", "已")]
+    assert all(e.reason and "charlm" in e.reason for e in corrections)
+    check_edits(raw, result.cleaned_text, result.edits)
+    # correct characters stay, and without `correct` nothing is corrected
+    kept = "是日也，天大寒。他人有心，予忖度之。"
+    assert clean_page(kept, correct=True).cleaned_text == kept
+    assert clean_page(raw).cleaned_text == raw
+    # a simplified form on a traditional page becomes traditional
+    mixed = clean_page("孟子見梁惠王，王曰：叟不遠千里而来", correct=True)
+    assert mixed.cleaned_text.endswith("而來")
+    assert any(e.reason and "s2t" in e.reason for e in mixed.edits)
+
+
+def test_corrected_pages_are_idempotent() -> None:
+    for raw in random_pages(200, seed=7):
+        once = clean_page(raw, layout="vertical", correct=True)
+        check_edits(raw, once.cleaned_text, once.edits)
+        twice = clean_page(once.cleaned_text, layout="vertical", correct=True)
+        assert twice.cleaned_text == once.cleaned_text, raw
