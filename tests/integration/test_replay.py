@@ -193,7 +193,9 @@ async def test_reprocessing_entities_with_a_new_model_keeps_every_old_entity_eve
     log (every old event still there, byte for byte), the read models and the search
     facets switch to the new version, and page_versions keeps the old results."""
     import asyncpg
+    import httpx
 
+    from api.app import create_app
     from bench.harness import read_log
     from events.codec import codec_for
     from events.records import PageEntities
@@ -270,6 +272,20 @@ async def test_reprocessing_entities_with_a_new_model_keeps_every_old_entity_eve
     assert facets == {
         n: {f"{r['type']}:{r['value']}" for r in current if r["page_number"] == n} for n in (1, 2)
     }
+
+    # the API and the web page say which version produced the entities now
+    app = create_app(settings)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://api"
+        ) as client:
+            detail = (await client.get(f"/documents/{document_id}")).json()
+            (stage,) = [s for s in detail["stages"] if s["stage"] == "entities"]
+            assert stage["model_version"] == str(entities.MODEL_VERSION)
+            page = (await client.get(f"/web/documents/{document_id}")).text
+            assert f"模型 {entities.MODEL_VERSION}" in page
+    finally:
+        await app.state.piaoxi.close()
 
 
 async def _status(settings: Settings, document_id: str) -> dict[str, str]:
@@ -474,93 +490,3 @@ async def test_interrupted_rebuild_resumes_and_cli_dry_run(settings: Settings) -
     assert result.events <= len(events) - shadow_applied  # only the rest was applied
     assert await digest(settings) == before
     assert not (await plan_rebuild(settings)).shadow_exists
-
-
-async def test_a_new_entity_version_sits_beside_the_old_one_and_takes_over(
-    settings: Settings,
-) -> None:
-    """Reprocessing the entity stage with a new version: the old PageEntities events stay
-    in the log untouched, the read models, search facets and web page switch to the new
-    version."""
-    import asyncpg
-    import httpx
-
-    from api.app import create_app
-    from events import EventCodec, PageEntities
-    from events.readback import read_messages
-    from events.registry import EmbeddedRegistry
-    from events.topics import Topics
-    from projections.reprocess import Selection, default_finder, reprocess
-
-    events = synthetic.histories(2, pages=2, seed=41)
-    synthetic.publish(settings, events)
-    await project_until(settings, lambda applied, waiting: applied == len(events) and not waiting)
-    document_id = events[0].document_id
-    current, _, _ = default_finder()
-
-    def new_version(text: str, **kwargs: Any) -> list[Any]:
-        """The current stage, plus a person it now finds at the start of every page."""
-        head = {"type": "PERSON", "surface": text[:2], "start": 0, "end": 2}
-        return [{**head, "normalized": "新版人名"}, *current(text, **kwargs)]
-
-    outcome = await reprocess(
-        settings,
-        "entities",
-        Selection(document_ids=[document_id]),
-        finder=(new_version, "9.9.9", "model-9"),
-    )
-    assert (outcome.selected, outcome.published) == (2, 2)
-    await project_until(
-        settings, lambda applied, waiting: applied == len(events) + 2 and not waiting
-    )
-
-    # the log: every old PageEntities event still there, byte for byte, beside the new ones
-    codec = EventCodec(EmbeddedRegistry(settings))
-    old = [e for e in events if isinstance(e, PageEntities)]
-    topic = Topics.from_settings(settings).entities
-    logged = [codec.decode(m.value) for m in read_messages(settings, topic, count=len(old) + 2)]
-    by_id = sorted((e for e in logged if e.stage_version != "9.9.9"), key=lambda e: e.event_id)
-    assert by_id == sorted(old, key=lambda e: e.event_id)  # partitions: any order
-    new = [e for e in logged if isinstance(e, PageEntities) and e.stage_version == "9.9.9"]
-    assert {(e.document_id, e.page_number) for e in new} == {(document_id, 1), (document_id, 2)}
-
-    conn = await asyncpg.connect(
-        settings.database_url, server_settings={"search_path": "readmodel"}
-    )
-    try:
-        versions = await conn.fetch(
-            "SELECT document_id, entities_stage_version, entity_model_version FROM pages"
-        )
-        for row in versions:
-            mine = row["document_id"] == document_id
-            assert row["entities_stage_version"] == ("9.9.9" if mine else synthetic.STAGE_VERSION)
-            assert (row["entity_model_version"] == "model-9") is mine
-        persons = await conn.fetchval(
-            "SELECT count(*) FROM entities WHERE document_id = $1 AND normalized = '新版人名'",
-            document_id,
-        )
-        assert persons == 2
-    finally:
-        await conn.close()
-    hits = await search(settings, {"term": {"document_id": document_id}}, size=10)
-    assert any(
-        "新版人名" in json.dumps(h["_source"], ensure_ascii=False) for h in hits["hits"]["hits"]
-    )
-
-    app = create_app(settings)
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://api"
-        ) as client:
-            detail = (await client.get(f"/documents/{document_id}")).json()
-            stages = {s["stage"]: s["stage_version"] for s in detail["stages"]}
-            assert stages["entities"] == "9.9.9"
-            assert ("PERSON", "新版人名", 2) in {
-                (e["type"], e["value"], e["mentions"]) for e in detail["entities"]
-            }
-            page = (await client.get(f"/web/documents/{document_id}")).text
-            assert "9.9.9" in page
-            found = (await client.get("/search", params={"entity": "PERSON:新版人名"})).json()
-            assert {h["document_id"] for h in found["hits"]} == {document_id}
-    finally:
-        await app.state.piaoxi.close()
