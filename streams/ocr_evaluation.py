@@ -23,18 +23,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rapidfuzz.distance import Levenshtein
+
 from streams import ocr_pages
 
 
 def edit_distance(truth: str, hypothesis: str) -> int:
-    """Levenshtein distance between two strings (characters)."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, r in enumerate(truth, 1):
-        current = [i] + [0] * len(hypothesis)
-        for j, h in enumerate(hypothesis, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1]
+    """Levenshtein distance between two strings (characters), by rapidfuzz."""
+    return int(Levenshtein.distance(truth, hypothesis))
 
 
 def is_letter(ch: str) -> bool:

@@ -37,6 +37,7 @@ from events import (
     codec_for,
 )
 from piaoxi.settings import Settings
+from streams.ocr_evaluation import edit_distance
 from tests.crafted import bomb_png
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,14 +62,7 @@ def cer(recognised: str, truth: str, *, letters_only: bool = False) -> float:
             if not ch.isspace() and (not letters_only or unicodedata.category(ch)[0] in "LN")
         )
 
-    a, b = norm(recognised), norm(truth)
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        previous = current
-    return previous[-1] / max(1, len(b))
+    return edit_distance(norm(truth), norm(recognised)) / max(1, len(norm(truth)))
 
 
 def cleaned_truth(name: str) -> str:

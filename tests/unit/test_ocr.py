@@ -18,24 +18,13 @@ from streams.layout import (
     resolve_layout,
 )
 from streams.ocr import engine_version, parse_engine
+from streams.ocr_evaluation import cer
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
 def line(text: str, x0: float, y0: float, x1: float, y1: float) -> OcrLine:
     return OcrLine(text=text, confidence=0.9, box=Box(x0, y0, x1, y1))
-
-
-def cer(truth: str, hypothesis: str) -> float:
-    """Character error rate (Levenshtein distance / truth length), whitespace ignored."""
-    ref, hyp = "".join(truth.split()), "".join(hypothesis.split())
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1] / max(1, len(ref))
 
 
 # --- layout (pure) -------------------------------------------------------------------------
