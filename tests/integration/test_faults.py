@@ -374,7 +374,10 @@ async def test_worker_and_projector_killed_in_one_run_end_like_an_undisturbed_on
             disturbed.check_alive(projector)
             assert time.monotonic() < deadline, f"projector stopped short: {behind}"
             await asyncio.sleep(0.2)
-        assert projector.stop() == 0
+        # Stopped, it writes no more. A projector SIGTERMed while still starting (before
+        # its signal handlers are installed) ends with -15; either way its read models
+        # and checkpoints committed together.
+        assert projector.stop() in (0, -signal.SIGTERM)
         reached = await checkpoints(killed)
         replica = killed.model_copy(
             update={
