@@ -29,7 +29,7 @@ from importlib import resources
 from typing import Any
 
 import opencc
-from iiif_prezi3 import Annotation, AnnotationPage, Manifest, config
+from iiif_prezi3 import Annotation, AnnotationPage, Manifest
 from lxml import etree
 
 from api.models import DocumentDetail, EntitySpan, PageDetail
@@ -333,7 +333,6 @@ def iiif_manifest(
     """A IIIF Presentation 3 manifest: one canvas per page with an image (pages without
     one get no canvas), OCR lines as `supplementing` text on their boxes, entities as
     `tagging` annotations on the canvas."""
-    config.configs["helpers.auto_fields.AutoLang"].auto_lang = LANGUAGE
     base = manifest_url.rsplit("/", 1)[0]
     manifest = Manifest(id=manifest_url, label={LANGUAGE: [doc.title]})
     manifest.metadata = [

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import TOKEN_COOKIE
@@ -33,9 +34,7 @@ def carries_credentials(headers: Headers) -> bool:
     """The request sent a bearer header or the web page's token cookie."""
     if "authorization" in headers:
         return True
-    return any(
-        part.strip().startswith(TOKEN_COOKIE + "=") for part in headers.get("cookie", "").split(";")
-    )
+    return TOKEN_COOKIE in cookie_parser(headers.get("cookie", ""))
 
 
 class SecurityHeadersMiddleware:
